@@ -146,7 +146,7 @@ type scrapeCall struct {
 func (c *agentConn) startScrape(credit uint32) (*scrapeCall, error) {
 	call := &scrapeCall{
 		id:     c.nextScrapeID.Add(1),
-		frames: make(chan *promproxyv1.ScrapeResult, credit),
+		frames: make(chan *promproxyv1.ScrapeResult, credit+1), // +1: a failure trailer needs no credit
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
