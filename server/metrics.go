@@ -34,19 +34,19 @@ const (
 // suffix themselves so that the text and OpenMetrics formats expose the
 // same names.
 type metrics struct {
-	scrapeRequests      *prometheus.CounterVec
-	connects            prometheus.Counter
-	evictions           prometheus.Counter
-	heartbeats          prometheus.Counter
-	chunkValidation     *prometheus.CounterVec
-	transfersAbandoned  prometheus.Counter
-	displacements       prometheus.Counter
-	protocolViolations  *prometheus.CounterVec
-	scrapeLatency       *prometheus.HistogramVec
-	responseBytes       *prometheus.HistogramVec
-	inFlight            prometheus.Gauge
-	chunkedTransfers    prometheus.Gauge
-	cumulativeBacklog   prometheus.Gauge
+	scrapeRequests     *prometheus.CounterVec
+	connects           prometheus.Counter
+	evictions          prometheus.Counter
+	heartbeats         prometheus.Counter
+	chunkValidation    *prometheus.CounterVec
+	transfersAbandoned prometheus.Counter
+	displacements      prometheus.Counter
+	protocolViolations *prometheus.CounterVec
+	scrapeLatency      *prometheus.HistogramVec
+	responseBytes      *prometheus.HistogramVec
+	inFlight           prometheus.Gauge
+	chunkedTransfers   prometheus.Gauge
+	cumulativeBacklog  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, r *registry) *metrics {
