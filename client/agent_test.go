@@ -16,8 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/client"
+	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 )
 
 func TestMain(m *testing.M) {
@@ -95,7 +95,7 @@ func TestScrapeBodies(t *testing.T) {
 		fmt.Fprintf(&bb, "metric_x{instance=\"%d\"} %d\n", i*7919%100003, i*104729%1000003)
 	}
 	big := bb.Bytes()
-	small := []byte(strings.Repeat("m 1\n", 300))                 // 1.2 KB
+	small := []byte(strings.Repeat("m 1\n", 300)) // 1.2 KB
 	tg := target(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/small":

@@ -13,9 +13,9 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/promproxy/promproxy/client"
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
-	"github.com/promproxy/promproxy/client"
 	"github.com/promproxy/promproxy/internal/transport"
 )
 
@@ -44,7 +44,9 @@ type fakeSession struct {
 
 func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse]) error {
 	s := &fakeSession{stream: stream, end: make(chan error, 1), msgs: make(chan *promproxyv1.SessionRequest, 1024), rxErr: make(chan error, 1)}
+	rxDone := make(chan struct{})
 	go func() {
+		defer close(rxDone)
 		for {
 			m, err := stream.Receive()
 			if err != nil {
@@ -62,6 +64,8 @@ func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[prom
 	select {
 	case err := <-s.end:
 		return err
+	case <-rxDone: // the agent closed its side
+		return nil
 	case <-ctx.Done():
 		return nil
 	}
@@ -116,6 +120,12 @@ func (s *fakeSession) recvErr() (*promproxyv1.SessionRequest, error) {
 		return m, nil
 	case err := <-s.rxErr:
 		s.rxErr <- err
+		// Messages received before the error are already queued.
+		select {
+		case m := <-s.msgs:
+			return m, nil
+		default:
+		}
 		return nil, errSessionClosed
 	case <-time.After(10 * time.Second):
 		return nil, errors.New("no message from the agent within 10s")
