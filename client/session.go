@@ -56,6 +56,9 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	defer cancel(nil)
 	client := promproxyv1connect.NewProxyServiceClient(a.proxyClient, base,
 		connect.WithGRPC(),
+		// Bodies are gzipped per scrape already; compressing whole protocol
+		// messages again would only cost CPU.
+		connect.WithAcceptCompression("gzip", nil, nil),
 		connect.WithReadMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 		connect.WithSendMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 	)
