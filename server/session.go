@@ -92,6 +92,10 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 	case errors.Is(cause, errCreditExceeded), errors.Is(cause, errProtocol):
 		log.Warn("agent session ended for a protocol violation", "err", cause)
 		return connect.NewError(connect.CodeInvalidArgument, cause)
+	case connect.CodeOf(cause) == connect.CodeResourceExhausted:
+		p.metrics.protocolViolations.WithLabelValues("oversized_message").Inc()
+		log.Warn("agent session ended: message too large", "err", cause)
+		return connect.NewError(connect.CodeResourceExhausted, cause)
 	default:
 		log.Info("agent session ended", "err", cause)
 		return connect.NewError(connect.CodeUnavailable, cause)
