@@ -362,9 +362,9 @@ func (e *emitter) relay(resp *http.Response, limit int64, gzipOn bool, minGzip i
 	}
 	body := &limitReader{r: resp.Body, left: limit}
 	buf := getBuf(e.chunkSize)
-	n, err := io.ReadFull(body, *buf)
+	n, err := fill(body, *buf)
 	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case err == io.EOF:
 		// The whole body fits in one frame.
 		data := (*buf)[:n]
 		if enc == "" && gzipOn && n >= minGzip {
@@ -423,8 +423,8 @@ func (e *emitter) streamRaw(body io.Reader, first *[]byte, limit int64) (prompro
 			return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UNSPECIFIED, ""
 		}
 		buf = getBuf(e.chunkSize)
-		n, err := io.ReadFull(body, *buf)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		n, err := fill(body, *buf)
+		if err == io.EOF {
 			*buf = (*buf)[:n]
 			if e.sendLast(*buf, buf) != nil {
 				return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UNSPECIFIED, ""
@@ -525,6 +525,23 @@ func (c *chunkWriter) discard() {
 		putBuf(c.buf)
 		c.buf = nil
 	}
+}
+
+// fill reads into buf until it is full or the reader ends. Unlike
+// io.ReadFull it reports a clean end as io.EOF however much was read, and
+// passes every other error on unchanged: net/http reports a target that
+// breaks off mid-body as io.ErrUnexpectedEOF, which io.ReadFull would make
+// indistinguishable from a body that simply ended short of a full buffer.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // limitReader fails once more than left bytes have been read, so an endless
