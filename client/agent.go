@@ -33,6 +33,7 @@ type Agent struct {
 	metrics  *metrics
 
 	proxyClient  *http.Client // HTTP/2 only, for the proxy session
+	proxyConns   *connSet     // every connection proxyClient dialled
 	targetClient *http.Client // for fetching targets
 
 	inFlight  atomic.Int64
@@ -76,7 +77,10 @@ func New(opts Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(reg, a.launchID, opts.AgentName)
-	a.proxyClient = &http.Client{Transport: transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)}
+	proxyTransport := transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)
+	a.proxyConns = newConnSet(proxyTransport.DialContext)
+	proxyTransport.DialContext = a.proxyConns.DialContext
+	a.proxyClient = &http.Client{Transport: proxyTransport}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
@@ -114,6 +118,7 @@ func (a *Agent) RegisteredPaths() int { return int(a.regPaths.Load()) }
 // drops. It returns nil when ctx ends or after Shutdown.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.proxyClient.CloseIdleConnections()
+	defer a.proxyConns.closeAll()
 	defer a.targetClient.CloseIdleConnections()
 	idx, attempt := 0, 0
 	for {
