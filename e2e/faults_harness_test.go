@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/promproxy/promproxy/client"
 )
 
 // promTimeout returns Prometheus' scrape headers with the given scrape
@@ -209,4 +211,27 @@ func shortOr[T any](short, full T) T {
 		return short
 	}
 	return full
+}
+
+// startAgentAt runs an in-process agent against the proxy at agentAddr
+// until the test ends.
+func startAgentAt(t testing.TB, agentAddr string, paths []client.PathConfig, mutate func(*client.Options)) *client.Agent {
+	t.Helper()
+	opts := client.DefaultOptions()
+	opts.ProxyURLs = []string{agentAddr}
+	opts.AgentName = "test-agent"
+	opts.Paths = paths
+	opts.Logger = testLogger(t)
+	if mutate != nil {
+		mutate(&opts)
+	}
+	a, err := client.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
 }
