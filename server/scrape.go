@@ -110,8 +110,12 @@ func writeFailure(w http.ResponseWriter, res result) {
 func (p *Proxy) scrapeTimeout(r *http.Request) time.Duration {
 	t := p.opts.ScrapeRequestTimeout
 	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
+		// A value so small that it rounds to no time at all is as
+		// meaningless as a negative one, and would fail every scrape.
 		if secs, err := strconv.ParseFloat(v, 64); err == nil && secs > 0 && secs < 1e6 {
-			t = min(t, time.Duration(secs*float64(time.Second)))
+			if d := time.Duration(secs * float64(time.Second)); d > 0 {
+				t = min(t, d)
+			}
 		}
 	}
 	return t
