@@ -158,9 +158,9 @@ type rawFlag struct {
 	set    func(string)
 }
 
-func (f *rawFlag) String() string   { return "" }
+func (f *rawFlag) String() string     { return "" }
 func (f *rawFlag) Set(v string) error { f.set(v); return nil }
-func (f *rawFlag) IsBoolFlag() bool { return f.isBool }
+func (f *rawFlag) IsBoolFlag() bool   { return f.isBool }
 
 func (s *Schema) parseArgs(args []string) (*commandLine, error) {
 	cl := &commandLine{flags: map[string]string{}}

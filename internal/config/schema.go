@@ -158,4 +158,3 @@ func (f *Field) Value(section any) reflect.Value {
 	}
 	return v.FieldByIndex(f.Index)
 }
-
