@@ -98,7 +98,7 @@ func New(opts Options) (*Proxy, error) {
 		if g == nil {
 			err = errors.Join(err, errors.New("server: option Gatherer is required when metrics are enabled and Registerer is not a Gatherer"))
 		} else {
-			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g)))
+			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g, opts.MetricsPath)))
 		}
 	}
 	if err != nil {

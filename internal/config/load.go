@@ -241,7 +241,7 @@ func (s *Schema) flagError(err error) error {
 	msg := err.Error()
 	const undefined = "flag provided but not defined: -"
 	if name, ok := strings.CutPrefix(msg, undefined); ok {
-		best, bestD := "", 3
+		best, bestD := "", 2+len(name)/5
 		for _, f := range s.Fields {
 			if f.Flag != "" {
 				if d := distance(name, f.Flag); d < bestD {
