@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gurkankaymak/hocon"
@@ -98,7 +100,7 @@ func toGo(v hocon.Value) any {
 		}
 		return l
 	case hocon.String:
-		return string(x)
+		return unescape(string(x))
 	case hocon.Int:
 		return int(x)
 	case hocon.Float64:
@@ -113,4 +115,18 @@ func toGo(v hocon.Value) any {
 		return time.Duration(x).String()
 	}
 	return fmt.Sprint(v)
+}
+
+// unescape applies the JSON escapes of a quoted HOCON string, which the
+// library leaves in place: the Kotlin agent's labels are written as
+// "{\"key\": \"value\"}". Unquoted HOCON strings cannot hold a backslash,
+// so only quoted ones are affected.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	if u, err := strconv.Unquote(`"` + s + `"`); err == nil {
+		return u
+	}
+	return s
 }
