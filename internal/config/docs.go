@@ -48,7 +48,7 @@ func (s *Schema) Markdown(defaults any) string {
 		if f.Compat != "" {
 			help = "**Accepted, no effect:** " + f.Compat + ". " + help
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.Key[len(parent)+1:], flags, env, def, strings.ReplaceAll(help, "|", "\\|"))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.Key[len(parent)+1:], flags, env, def, mdEscape(help))
 	}
 	return b.String()
 }
@@ -76,4 +76,9 @@ func allowedText(check string) string {
 		return "Allowed: one URL path segment."
 	}
 	return ""
+}
+
+// mdEscape keeps help text from being read as table syntax or HTML.
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(s)
 }
