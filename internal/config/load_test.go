@@ -316,3 +316,22 @@ func TestAllProblemsAtOnceOnOneLine(t *testing.T) {
 		t.Errorf("message is not one line with a count: %q", msg)
 	}
 }
+
+func TestExampleConfigsLoad(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../../examples/config/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example configs: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			if _, err := loadProxy(t, []string{"--config", f}, nil); err != nil {
+				t.Errorf("proxy: %v", err)
+			}
+			if _, err := loadAgent(t, []string{"--config", f}, nil); err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		})
+	}
+}
