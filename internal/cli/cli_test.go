@@ -215,9 +215,17 @@ func TestProxyAdminRoutesOnlyOnTheAdminPort(t *testing.T) {
 	if code, body := get(t, url(p.addrs["metrics"], "/metrics")); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("/metrics = %d, want 200 with the standard exports", code)
 	}
-	for _, route := range []string{"/ping", "/healthcheck", "/version", "/metrics"} {
+	for _, route := range []string{"/ping", "/healthcheck", "/version", "/metrics", "/threaddump"} {
 		if code, body := get(t, url(p.addrs["scrape"], route)); code == 200 || body == "pong" {
 			t.Errorf("scrape port answered %s: %d %q", route, code, body)
+		}
+		// The agent port speaks only HTTP/2 to agents: a plain request must
+		// not reach an admin route either.
+		if resp, err := http.Get(url(p.addrs["agent"], route)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				t.Errorf("agent port answered %s with 200", route)
+			}
 		}
 	}
 }

@@ -157,3 +157,25 @@ func TestAgentFinishesFetchesOnShutdown(t *testing.T) {
 	// The agent unregistered: the path is gone from the proxy.
 	waitFor(t, "the path to be unregistered", func() bool { code, _ := get(t, url(p.addrs["scrape"], "/app")); return code != 200 })
 }
+
+func TestProxyUnhealthyWithTooManyScrapesInFlight(t *testing.T) {
+	t.Parallel()
+	target := newBlockingTarget(t, true)
+	p := start(t, runProxy, []string{"--admin", "-Dproxy.internal.scrapeRequestMapUnhealthySize=1"}, nil)
+	a := start(t, runAgent, []string{"-c", agentFile(t, target.srv.URL), "--admin", "--proxy", p.addrs["agent"].String(),
+		"--max_concurrent_clients", "2"}, nil)
+	waitFor(t, "a healthy agent", func() bool { code, _ := healthOf(t, a.addrs["admin"]); return code == 200 })
+	if code, h := healthOf(t, p.addrs["admin"]); code != 200 || h.Checks["scrapes_in_flight"] != "ok" {
+		t.Fatalf("idle proxy /healthcheck = %d %+v", code, h)
+	}
+	first, second := scrapeAsync(t, url(p.addrs["scrape"], "/app")), scrapeAsync(t, url(p.addrs["scrape"], "/app"))
+	<-target.entered
+	<-target.entered
+	code, h := healthOf(t, p.addrs["admin"])
+	if code != http.StatusServiceUnavailable || h.Checks["scrapes_in_flight"] != "2 in flight, more than 1" {
+		t.Errorf("busy proxy /healthcheck = %d %+v, want 503 with 2 in flight", code, h)
+	}
+	target.unblock()
+	<-first
+	<-second
+}
