@@ -8,8 +8,6 @@ import (
 	"github.com/knadh/koanf/maps"
 )
 
-const reflectBool = reflect.Bool
-
 // defineLayer turns -Dkey=value pairs into a layer. Unlike a shared config
 // file, a -D on this program's command line is meant for this program, so
 // a key of the other program is an error too.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -176,7 +177,7 @@ func (s *Schema) parseArgs(args []string) (*commandLine, error) {
 		if f.Flag == "" {
 			continue
 		}
-		v := &rawFlag{isBool: f.Type.Kind() == reflectBool, set: func(x string) { cl.flags[f.Key] = x }}
+		v := &rawFlag{isBool: f.Type.Kind() == reflect.Bool, set: func(x string) { cl.flags[f.Key] = x }}
 		fs.Var(v, f.Flag, f.Help)
 		if f.Short != "" {
 			fs.Var(v, f.Short, f.Help)
