@@ -139,6 +139,10 @@ func (c *agentConn) ownedPaths() []string {
 type scrapeCall struct {
 	id     uint64
 	frames chan *promproxyv1.ScrapeResult
+	// granted is the credit given to the agent so far; received, touched
+	// only by the session's receiver, counts the frames that used it.
+	granted  atomic.Uint32
+	received uint32
 }
 
 // startScrape registers a new scrape; credit bounds the frames the agent may
@@ -148,6 +152,7 @@ func (c *agentConn) startScrape(credit uint32) (*scrapeCall, error) {
 		id:     c.nextScrapeID.Add(1),
 		frames: make(chan *promproxyv1.ScrapeResult, credit+1), // +1: a failure trailer needs no credit
 	}
+	call.granted.Store(credit)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.err(); err != nil {
@@ -185,6 +190,14 @@ func (c *agentConn) deliver(f *promproxyv1.ScrapeResult) (known bool, err error)
 	c.mu.Unlock()
 	if call == nil {
 		return false, nil
+	}
+	// A bare trailer ends a failed scrape and needs no credit; every other
+	// frame spends one.
+	if f.GetTrailer() == nil || len(f.GetChunk()) > 0 || f.GetHeader() != nil {
+		call.received++
+		if call.received > call.granted.Load() {
+			return true, errCreditExceeded
+		}
 	}
 	select {
 	case call.frames <- f:

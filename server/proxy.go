@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -69,6 +70,10 @@ func New(opts Options) (*Proxy, error) {
 	agentMux.Handle(promproxyv1connect.NewProxyServiceHandler(p.sessions,
 		connect.WithReadMaxBytes(opts.MaxMessageSize),
 		connect.WithSendMaxBytes(opts.MaxMessageSize),
+		// Scrape bodies arrive already gzipped where it pays; compressing
+		// the protocol messages again only burns CPU on both ends. Peers
+		// that send gzip are still understood.
+		connect.WithCompressMinBytes(math.MaxInt32),
 	))
 
 	var err error

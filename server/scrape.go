@@ -240,6 +240,7 @@ func (x *exchange) nextFrame() (*promproxyv1.ScrapeResult, error) {
 	if x.owed >= x.p.opts.ScrapeCredit/2 {
 		grant := x.owed
 		x.owed = 0
+		x.call.granted.Add(grant)
 		if err := x.conn.send(x.ctx, &promproxyv1.SessionResponse{Msg: &promproxyv1.SessionResponse_ScrapeCredit{
 			ScrapeCredit: &promproxyv1.ScrapeCredit{ScrapeId: x.call.id, Frames: grant},
 		}}); err != nil {

@@ -1,0 +1,293 @@
+package server_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"hash/crc32"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
+	"github.com/promproxy/promproxy/server"
+)
+
+func TestScrapeRequestCarriesPrometheusHeaders(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+	res := scrapeAsync(p, "/app?match[]=up&x=1", http.Header{
+		"Accept":                              {"application/openmetrics-text"},
+		"Authorization":                       {"Bearer s3cret"},
+		"X-Prometheus-Scrape-Timeout-Seconds": {"5"},
+	})
+	req := fa.nextScrape()
+	if req.GetPath() != "app" || req.GetQuery() != "match[]=up&x=1" {
+		t.Errorf("path %q query %q", req.GetPath(), req.GetQuery())
+	}
+	if req.GetAccept() != "application/openmetrics-text" || req.GetAuthorization() != "Bearer s3cret" {
+		t.Errorf("accept %q authorization %q", req.GetAccept(), req.GetAuthorization())
+	}
+	if d := req.GetTimeout().AsDuration(); d <= 0 || d >= 5*time.Second {
+		t.Errorf("agent timeout %v, want a little under Prometheus' 5s", d)
+	}
+	body := []byte("up 1\n")
+	f := frame(req.GetScrapeId(), body)
+	f.GetScrapeResult().Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentType: "text/plain; version=0.0.4", ContentLength: int64(len(body))}
+	f.GetScrapeResult().Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc32.ChecksumIEEE(body)}
+	fa.send(f)
+	r := wait(t, res)
+	if r.err != nil || r.status != 200 || r.body != "up 1\n" || r.header.Get("Content-Type") != "text/plain; version=0.0.4" {
+		t.Fatalf("got %d %q %v %v", r.status, r.body, r.header, r.err)
+	}
+}
+
+func TestScrapeErrors(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	register(t, p, "a", false, "known")
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		reason string
+	}{
+		{name: "unknown path", path: "/nope", status: 404, reason: `no agent serves path "nope"`},
+		{name: "two segments", path: "/a/b", status: 404, reason: "not a scrape path"},
+		{name: "root", path: "/", status: 404, reason: "no path given"},
+		{name: "bad characters", path: "/a%20b", status: 404, reason: "one URL segment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := wait(t, scrapeAsync(p, tt.path, nil))
+			if r.err != nil || r.status != tt.status || !strings.Contains(r.body, tt.reason) {
+				t.Fatalf("got %d %q (%v), want %d containing %q", r.status, r.body, r.err, tt.status, tt.reason)
+			}
+		})
+	}
+}
+
+func TestAgentGoneFailsScrapeAtOnce(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+	res := scrapeAsync(p, "/app", nil)
+	fa.nextScrape()
+	start := time.Now()
+	fa.close()
+	r := wait(t, res)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "disconnected") {
+		t.Fatalf("got %d %q, want 503 agent disconnected", r.status, r.body)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("503 took %v after the agent left", el)
+	}
+}
+
+func TestScrapeTimeoutHeaderHonoured(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "slow")
+	start := time.Now()
+	res := scrapeAsync(p, "/slow", http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {"0.5"}})
+	fa.nextScrape() // never answered
+	r := wait(t, res)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "timeout") {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond || el > 3*time.Second {
+		t.Fatalf("timed out after %v, want about 0.5s", el)
+	}
+}
+
+func TestClientHangupCancelsAgentScrape(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+p.Addr().String()+"/app", nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { _, _ = http.DefaultClient.Do(req.WithContext(ctx)) }()
+	sr := fa.nextScrape()
+	cancel()
+	for {
+		m, err := fa.recv()
+		if err != nil {
+			t.Fatalf("no cancel reached the agent: %v", err)
+		}
+		if c := m.GetScrapeCancel(); c != nil {
+			if c.GetScrapeId() != sr.GetScrapeId() {
+				t.Fatalf("cancel for %d, want %d", c.GetScrapeId(), sr.GetScrapeId())
+			}
+			return
+		}
+	}
+}
+
+func TestCorruptChunkNeverReachesPrometheusWhole(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+	body := bytes.Repeat([]byte("metric 1\n"), 4000)
+	res := scrapeAsync(p, "/app", nil)
+	req := fa.nextScrape()
+	const chunk = 8 << 10
+	for off := 0; off < len(body); off += chunk {
+		end := min(off+chunk, len(body))
+		f := frame(req.GetScrapeId(), body[off:end])
+		sr := f.GetScrapeResult()
+		if off == 0 {
+			sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: int64(len(body))}
+		}
+		if end == len(body) {
+			// The summary does not match: one byte of the body is wrong.
+			bad := append([]byte(nil), body...)
+			bad[10] ^= 1
+			sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc32.ChecksumIEEE(bad)}
+		}
+		fa.send(f)
+	}
+	r := wait(t, res)
+	if r.err == nil && len(r.body) == len(body) {
+		t.Fatalf("a body failing its checksum reached the client whole (status %d)", r.status)
+	}
+}
+
+func TestGzipDecompressedForClientsWithoutGzip(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, func(o *server.Options) { o.MaxUnzippedContentSize = 1 << 20 })
+	fa := register(t, p, "a", false, "small", "bomb", "broken")
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		_, _ = w.Write(b)
+		_ = w.Close()
+		return buf.Bytes()
+	}
+	tests := []struct {
+		path   string
+		body   []byte
+		status int
+		want   string
+	}{
+		{path: "small", body: gz([]byte("up 1\n")), status: 200, want: "up 1\n"},
+		{path: "bomb", body: gz(make([]byte, 2<<20)), status: 413, want: "maxUnzippedContentSizeMBytes"},
+		{path: "broken", body: gz([]byte("up 1\n"))[:12], status: 502, want: "invalid gzip"},
+	}
+	for _, tt := range tests {
+		res := scrapeAsync(p, "/"+tt.path, nil)
+		req := fa.nextScrape()
+		f := frame(req.GetScrapeId(), tt.body)
+		f.GetScrapeResult().Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentEncoding: "gzip", ContentLength: int64(len(tt.body))}
+		f.GetScrapeResult().Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(tt.body)), BodyCrc32: crc32.ChecksumIEEE(tt.body)}
+		fa.send(f)
+		r := wait(t, res)
+		if r.status != tt.status || !strings.Contains(r.body, tt.want) {
+			t.Errorf("%s: got %d %.80q, want %d with %q", tt.path, r.status, r.body, tt.status, tt.want)
+		}
+	}
+}
+
+func TestFrameBeyondCreditEndsSession(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, func(o *server.Options) { o.ScrapeCredit = 2 })
+	fa := register(t, p, "a", false, "app")
+	// A client that never reads the body stops the proxy from consuming
+	// frames, so the frames beyond the credit pile up at the proxy.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+p.Addr().String()+"/app", nil)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			<-t.Context().Done()
+			resp.Body.Close()
+		}
+	}()
+	sr := fa.nextScrape()
+	chunk := bytes.Repeat([]byte("x"), 256<<10)
+	for i := range 64 {
+		f := frame(sr.GetScrapeId(), chunk)
+		if i == 0 {
+			f.GetScrapeResult().Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1}
+		}
+		if err := fa.stream.Send(f); err != nil {
+			break // the proxy ended the session
+		}
+	}
+	for {
+		if _, err := fa.recv(); err != nil {
+			if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "credit") {
+				t.Fatalf("session ended with %v, want invalid_argument about credit", err)
+			}
+			return
+		}
+	}
+}
+
+func TestFirstMessageMustRegister(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa, err := dialAgent(t, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa.send(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_Heartbeat{Heartbeat: &promproxyv1.Heartbeat{}}})
+	_, err = fa.recv()
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "RegisterAgent") {
+		t.Fatalf("err = %v, want invalid_argument naming RegisterAgent", err)
+	}
+}
+
+func TestHeartbeatEchoedAndStaleAgentEvicted(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, func(o *server.Options) {
+		o.MaxAgentInactivity = 300 * time.Millisecond
+		o.StaleAgentCheckInterval = 50 * time.Millisecond
+	})
+	fa := register(t, p, "a", false, "app")
+	fa.send(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_Heartbeat{Heartbeat: &promproxyv1.Heartbeat{}}})
+	m, err := fa.recv()
+	if err != nil || m.GetHeartbeat() == nil {
+		t.Fatalf("heartbeat not echoed: %v %v", m, err)
+	}
+	// Now stay silent: the proxy must end the session.
+	start := time.Now()
+	for {
+		_, err := fa.recv()
+		if err != nil {
+			if connect.CodeOf(err) != connect.CodeDeadlineExceeded {
+				t.Fatalf("session ended with %v, want deadline_exceeded (evicted)", err)
+			}
+			break
+		}
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("eviction took %v", el)
+	}
+	r := wait(t, scrapeAsync(p, "/app", nil))
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("scrape of an evicted agent's path: %d %q, want 503", r.status, r.body)
+	}
+}
+
+func TestDisplacedAgentIsTold(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	old := register(t, p, "old", false, "app")
+	register(t, p, "new", false, "app")
+	for {
+		m, err := old.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := m.GetPathDisplaced(); d != nil {
+			if d.GetPath() != "app" || d.GetNewAgentName() != "new" {
+				t.Fatalf("displaced %+v", d)
+			}
+			return
+		}
+	}
+}
