@@ -133,9 +133,8 @@ Try, while it runs%s:
   curl -s %s | head
   # a path no agent serves: 404, with the reason
   curl -s -i http://%s/no_such_path
-  # the proxy's agents and their paths, as JSON (Connect protocol over h2c)
-  curl -s --http2-prior-knowledge -H 'Content-Type: application/json' -d '{}' \
-    http://%s/promproxy.v1.ProxyService/ListAgents
+  # the proxy's agents and their paths, as JSON (the Connect protocol)
+  curl -s -H 'Content-Type: application/json' -d '{}' http://%s/promproxy.v1.ProxyService/ListAgents
 
 A Prometheus job for this path:
   scrape_configs:
