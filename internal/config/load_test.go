@@ -304,7 +304,7 @@ func TestActions(t *testing.T) {
 
 func TestAllProblemsAtOnceOnOneLine(t *testing.T) {
 	t.Parallel()
-	_, err := loadProxy(t, []string{"--port", "0", "--admin_port", "x", "--log_level", "all", "-Dproxy.nope=1"}, map[string]string{"METRICS_PORT": "70000"})
+	_, err := loadProxy(t, []string{"--port", "-5", "--admin_port", "x", "--log_level", "all", "-Dproxy.nope=1"}, map[string]string{"METRICS_PORT": "70000"})
 	var cerr *Error
 	if !errors.As(err, &cerr) {
 		t.Fatalf("err = %v, want *Error", err)
