@@ -80,6 +80,9 @@ func startApp(proxy string, log *slog.Logger) (*app, error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 
+	// Options can also come from a prometheus-agent configuration file,
+	// with agentconfig.Load(ctx, "agent.yaml"), to share one file with the
+	// binary; here they are built in code.
 	opts := client.DefaultOptions()
 	opts.ProxyURLs = []string{proxy}
 	opts.AgentName = "embedded-example"

@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/promproxy/promproxy/client"
+	"github.com/promproxy/promproxy/client/agentconfig"
 	"github.com/promproxy/promproxy/internal/adminhttp"
 	"github.com/promproxy/promproxy/internal/config"
 	"github.com/promproxy/promproxy/internal/version"
@@ -54,7 +54,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		warnUnavailable(log, "agent.discovery.enabled")
 	}
 
-	opts, err := agentOptions(cfg, loaded.Sources)
+	opts, err := agentconfig.Options(cfg, loaded.Sources)
 	if err != nil {
 		return err
 	}
@@ -149,44 +149,4 @@ func agentHealth(a *client.Agent, configured int) adminhttp.Health {
 		h.Checks["paths"] = fmt.Sprintf("ok (%d of %d paths registered)", registered, configured)
 	}
 	return h
-}
-
-// agentOptions maps the configuration onto the client library's options.
-func agentOptions(cfg *config.Agent, sources map[string]string) (client.Options, error) {
-	o := client.DefaultOptions()
-	proxies, err := config.ProxyAddresses(cfg.Proxy.Hostname, cfg.Proxy.Port)
-	if err != nil {
-		return o, fmt.Errorf("agent.proxy.hostname: %w", err)
-	}
-	o.ProxyURLs = proxies
-	o.AgentName = cfg.Name
-	if o.AgentName == "" {
-		host, _ := os.Hostname()
-		o.AgentName = "Unnamed-" + host
-	}
-	o.Consolidated = cfg.Consolidated
-	for _, pc := range cfg.PathConfigs {
-		name := pc.Name
-		if name == "" {
-			name = pc.Path
-		}
-		o.Paths = append(o.Paths, client.PathConfig{Name: name, Path: pc.Path, URL: pc.URL, Labels: pc.Labels})
-	}
-	o.MaxConcurrentClients = cfg.HTTP.MaxConcurrentClients
-	o.ScrapeTimeout = secs(cfg.ScrapeTimeoutSecs)
-	o.ScrapeMaxRetries = cfg.ScrapeMaxRetries
-	o.ClientTimeout = secs(cfg.HTTP.ClientTimeoutSecs)
-	_, newSet := sources["agent.http.clientTimeoutSecs"]
-	if _, oldSet := sources["agent.internal.cioTimeoutSecs"]; oldSet && !newSet {
-		o.ClientTimeout = secs(cfg.Internal.CioTimeoutSecs)
-	}
-	o.MaxContentLength = int64(cfg.HTTP.MaxContentLengthMBytes) << 20
-	o.MinGzipSize = cfg.MinGzipSizeBytes
-	o.ChunkSize = cfg.ChunkContentSizeKbs << 10
-	o.HeartbeatInterval = secs(cfg.Internal.HeartbeatMaxInactivitySecs)
-	o.Backoff.Max = secs(cfg.Internal.ReconnectPauseSecs)
-	o.Backoff.Initial = min(o.Backoff.Initial, o.Backoff.Max)
-	o.Keepalive = keepalive(cfg.GRPC.KeepAliveTimeSecs, cfg.GRPC.KeepAliveTimeoutSecs)
-	o.Version = version.Get().Version
-	return o, nil
 }
