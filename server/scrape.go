@@ -206,7 +206,7 @@ func (p *Proxy) start(ctx context.Context, r *http.Request, c *agentConn, path s
 		Path:          path,
 		Query:         r.URL.RawQuery,
 		Accept:        r.Header.Get("Accept"),
-		Authorization: r.Header.Get("Authorization"),
+		Authorization: p.forwardedAuthorization(r),
 		Timeout:       durationpb.New(agentTimeout(timeout)),
 		InitialCredit: p.opts.ScrapeCredit,
 		AcceptGzip:    true,
