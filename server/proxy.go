@@ -39,6 +39,7 @@ type Proxy struct {
 	started      time.Time
 
 	auth         *authenticator
+	agentTLS     bool // the agent listener serves TLS
 	webBasicAuth bool // the web config file asks Prometheus for basic auth
 }
 
@@ -72,6 +73,7 @@ func New(opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.agentTLS = agentTLS != nil
 
 	agentMux := http.NewServeMux()
 	agentMux.Handle(promproxyv1connect.NewProxyServiceHandler(p.sessions,
@@ -256,7 +258,7 @@ func (p *Proxy) removeAgent(c *agentConn) {
 }
 
 func (p *Proxy) warnAuthorizationOnce() {
-	if p.agentSrv.srv.TLSConfig != nil {
+	if p.agentTLS {
 		return
 	}
 	p.authWarnOnce.Do(func() {

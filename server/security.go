@@ -35,7 +35,7 @@ func agentTLSConfig(o *Options, log *slog.Logger) (*tls.Config, error) {
 // listeners Prometheus and operators use, plain HTTP otherwise.
 func (p *Proxy) serve(s *namedServer) error {
 	switch {
-	case s == p.agentSrv && s.srv.TLSConfig != nil:
+	case s == p.agentSrv && p.agentTLS:
 		return s.srv.ServeTLS(s.ln, "", "")
 	case s != p.agentSrv && p.opts.WebConfigFile != "":
 		path := p.opts.WebConfigFile
@@ -69,7 +69,7 @@ func (p *Proxy) setupSecurity() error {
 		}
 	}
 	o := p.opts
-	tlsOn := p.agentSrv.srv.TLSConfig != nil
+	tlsOn := p.agentTLS
 	mtls := o.TLSTrustFile != ""
 	switch {
 	case o.AgentToken == "" && len(o.Identities) == 0 && !mtls:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -220,4 +221,16 @@ func issueClient(t *testing.T, s *testcerts.Set, name string, r testcerts.Reques
 		t.Fatal(err)
 	}
 	return clientTLS(t, tlsconfig.Files{CertFile: certFile, KeyFile: keyFile, CAFile: s.CAFile})
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
