@@ -68,8 +68,8 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.metrics = newMetrics(reg, p.reg)
 	p.sessions = &sessionService{p: p}
-	p.auth = newAuthenticator(&opts, reg, p.log, p.reg.hasAgent)
-	agentTLS, err := agentTLSConfig(&opts, p.log)
+	p.auth = newAuthenticator(&opts, reg, opts.Logger, p.reg.hasAgent)
+	agentTLS, err := agentTLSConfig(&opts, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
