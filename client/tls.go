@@ -190,28 +190,31 @@ func describeConnectError(err error, tlsOn bool) string {
 }
 
 func connectHint(err error, tlsOn bool) string {
-	var alert tls.AlertError
+	// crypto/tls reports the peer's alerts as a net.OpError around an
+	// unexported type, so the alert is recognised by its text.
+	msg := err.Error()
 	var record tls.RecordHeaderError
 	switch {
 	case connect.CodeOf(err) == connect.CodeUnauthenticated:
 		return "the proxy did not accept the agent token: check AgentToken"
 	case connect.CodeOf(err) == connect.CodePermissionDenied:
 		return "the proxy refused this agent's identity: check its token and client certificate"
-	case errors.As(err, &alert):
-		switch alert {
-		case 48: // unknown_ca
-			return "the proxy does not trust the agent's client certificate: it must be signed by a CA in the proxy's trust file"
-		case 45: // certificate_expired
-			return "the proxy says the agent's client certificate has expired"
-		case 116: // certificate_required
-			return "the proxy requires a client certificate (mutual TLS): set the agent's certificate and key"
-		case 120: // no_application_protocol
-			return "the proxy does not offer HTTP/2 on this port"
-		}
+	case strings.Contains(msg, "tls: unknown certificate authority"):
+		return "the proxy does not trust the agent's client certificate: it must be signed by a CA in the proxy's trust file"
+	case strings.Contains(msg, "tls: expired certificate"):
+		return "the proxy says the agent's client certificate has expired"
+	case strings.Contains(msg, "tls: certificate required"):
+		return "the proxy requires a client certificate (mutual TLS): set the agent's certificate and key"
+	case strings.Contains(msg, "tls: no application protocol"):
+		return "the proxy does not offer HTTP/2 on this port"
+	case strings.Contains(msg, "remote error: tls:"):
 		return "the proxy refused the TLS handshake"
 	case errors.As(err, &record):
 		return "the proxy did not answer with TLS: it may serve plaintext h2c on this port"
-	case !tlsOn && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		if tlsOn {
+			return "the proxy closed the connection during the TLS handshake: it may serve plaintext h2c on this port"
+		}
 		return "the proxy closed the connection at once: if it serves TLS, connect with https:// and a trust file"
 	}
 	return ""
