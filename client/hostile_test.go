@@ -13,9 +13,9 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/promproxy/promproxy/client"
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
-	"github.com/promproxy/promproxy/client"
 	"github.com/promproxy/promproxy/internal/transport"
 )
 

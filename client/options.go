@@ -152,7 +152,7 @@ func (o *Options) validate() (map[string]*target, error) {
 	}
 	for i, u := range o.ProxyURLs {
 		if _, err := proxyBaseURL(u, o.proxyTLSEnabled()); err != nil {
-			bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", u), err.Error())
+			bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", redact.URL(u)), redact.Error(err))
 		}
 	}
 	if o.MaxConcurrentClients < 1 {

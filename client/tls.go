@@ -55,7 +55,7 @@ func (o *Options) validateSecurity() []error {
 	if o.proxyTLSEnabled() {
 		for i, u := range o.ProxyURLs {
 			if strings.HasPrefix(strings.ToLower(u), "http://") {
-				bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", u), "TLS is configured, so the address must be https:// or a bare host:port")
+				bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", redact.URL(u)), "TLS is configured, so the address must be https:// or a bare host:port")
 			}
 		}
 	}
