@@ -57,6 +57,9 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	defer cancel(nil)
 	client := promproxyv1connect.NewProxyServiceClient(a.proxyClient, base,
 		connect.WithGRPC(),
+		// Bodies are gzipped per scrape already; compressing whole protocol
+		// messages again would only cost CPU.
+		connect.WithAcceptCompression("gzip", nil, nil),
 		connect.WithReadMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 		connect.WithSendMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 	)
@@ -199,7 +202,14 @@ func (s *session) sendLoop(stream *connect.BidiStreamForClientSimple[promproxyv1
 	for {
 		select {
 		case o := <-s.out:
-			err := stream.Send(o.msg)
+			var err error
+			if o.msg == nil {
+				// End of the request stream: the proxy sees a clean EOF
+				// after everything sent before it.
+				err = stream.CloseRequest()
+			} else {
+				err = stream.Send(o.msg)
+			}
 			if o.release != nil {
 				o.release()
 			}
@@ -324,23 +334,17 @@ func (s *session) drain() {
 	s.draining = true
 	s.mu.Unlock()
 	s.wg.Wait()
-	flushed := make(chan struct{})
-	var once sync.Once
-	n := 0
 	for _, t := range s.a.targets {
-		n++
-		var release func()
-		if n == len(s.a.targets) {
-			release = func() { once.Do(func() { close(flushed) }) }
-		}
-		s.enqueue(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_UnregisterPath{UnregisterPath: &promproxyv1.UnregisterPath{Path: t.Path}}}, release)
+		s.enqueue(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_UnregisterPath{UnregisterPath: &promproxyv1.UnregisterPath{Path: t.Path}}}, nil)
 	}
-	if n == 0 {
-		return
-	}
-	// The release of the last message runs once the sender has written it.
+	// Half-close the stream after the unregistrations and wait for the
+	// proxy to end the session in turn; cancelling at once would reset the
+	// stream and could drop what was just sent.
+	s.enqueue(nil, nil)
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
 	select {
-	case <-flushed:
 	case <-s.ctx.Done():
+	case <-t.C:
 	}
 }

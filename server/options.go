@@ -78,6 +78,12 @@ type Options struct {
 	Keepalive transport.Keepalive
 	// Version is reported to agents and on /version.
 	Version string
+	// MetricsPath is the path of the metrics endpoint on the metrics
+	// listener; empty means "/metrics".
+	MetricsPath string
+	// UnhealthyInFlightScrapes makes /healthcheck report unhealthy while
+	// more scrapes than this are in flight; 0 disables the check.
+	UnhealthyInFlightScrapes int
 
 	// TLSCertFile and TLSKeyFile turn on TLS on the agent listener (--cert,
 	// --key). The files are reloaded when they change; connected agents
@@ -164,6 +170,9 @@ func (o *Options) validate() error {
 		if p.v <= 0 {
 			bad(p.name, p.v, "must be greater than 0")
 		}
+	}
+	if o.UnhealthyInFlightScrapes < 0 {
+		bad("UnhealthyInFlightScrapes", o.UnhealthyInFlightScrapes, "must not be negative")
 	}
 	if o.MaxUnzippedContentSize <= 0 {
 		bad("MaxUnzippedContentSize", o.MaxUnzippedContentSize, "must be greater than 0")

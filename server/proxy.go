@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -79,6 +80,10 @@ func New(opts Options) (*Proxy, error) {
 	agentMux.Handle(promproxyv1connect.NewProxyServiceHandler(p.sessions,
 		connect.WithReadMaxBytes(opts.MaxMessageSize),
 		connect.WithSendMaxBytes(opts.MaxMessageSize),
+		// Scrape bodies arrive already gzipped where it pays; compressing
+		// the protocol messages again only burns CPU on both ends. Peers
+		// that send gzip are still understood.
+		connect.WithCompressMinBytes(math.MaxInt32),
 	))
 
 	bind := func(name, addr string, srv *http.Server) *namedServer {
@@ -107,7 +112,7 @@ func New(opts Options) (*Proxy, error) {
 		if g == nil {
 			err = errors.Join(err, errors.New("server: option Gatherer is required when metrics are enabled and Registerer is not a Gatherer"))
 		} else {
-			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g)))
+			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g, opts.MetricsPath)))
 		}
 	}
 	if err == nil {

@@ -218,3 +218,14 @@ func (r *registry) allAgents() []*agentConn {
 	sort.Slice(all, func(i, j int) bool { return all[i].connectedAt.Before(all[j].connectedAt) })
 	return all
 }
+
+// backlog is the number of messages queued for agents but not yet sent.
+func (r *registry) backlog() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, c := range r.agents {
+		n += len(c.out)
+	}
+	return n
+}

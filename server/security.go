@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/exporter-toolkit/web"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/promproxy/promproxy/internal/tlsconfig"
 )

@@ -55,6 +55,9 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 	c := newAgentConn(newAgentID(), reg, stream.Peer().Addr)
 	c.identity = identityFrom(ctx)
 	log := p.log.With("agent_id", c.id, "agent_name", c.name, "remote_addr", c.remoteAddr)
+	if err := p.addAgent(c); err != nil {
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
 	if err := stream.Send(&promproxyv1.SessionResponse{Msg: &promproxyv1.SessionResponse_RegisterAgentResult{
 		RegisterAgentResult: &promproxyv1.RegisterAgentResult{
 			AgentId:           c.id,
@@ -62,10 +65,9 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 			HeartbeatInterval: durationpb.New(p.opts.HeartbeatInterval),
 		},
 	}}); err != nil {
+		c.close(err)
+		p.removeAgent(c)
 		return fmt.Errorf("send registration result: %w", err)
-	}
-	if err := p.addAgent(c); err != nil {
-		return connect.NewError(connect.CodeUnavailable, err)
 	}
 	p.metrics.connects.Inc()
 	log.Info("agent connected", "identity", c.identity.label(), "host_name", c.hostName, "consolidated", c.consolidated, "launch_id", c.launchID)
@@ -93,6 +95,10 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 	case errors.Is(cause, errCreditExceeded), errors.Is(cause, errProtocol):
 		log.Warn("agent session ended for a protocol violation", "err", cause)
 		return connect.NewError(connect.CodeInvalidArgument, cause)
+	case connect.CodeOf(cause) == connect.CodeResourceExhausted:
+		p.metrics.protocolViolations.WithLabelValues("oversized_message").Inc()
+		log.Warn("agent session ended: message too large", "err", cause)
+		return connect.NewError(connect.CodeResourceExhausted, cause)
 	default:
 		log.Info("agent session ended", "err", cause)
 		return connect.NewError(connect.CodeUnavailable, cause)
