@@ -90,8 +90,9 @@ type Options struct {
 	TLSCertFile string
 	TLSKeyFile  string
 	// TLSTrustFile holds the CAs that may sign the proxy's certificate
-	// (--trust); empty trusts the system's CAs. It is reloaded when it
-	// changes. Any TLS setting makes bare proxy addresses https.
+	// (--trust); when TLS is on without it, the system's CAs are trusted.
+	// It is reloaded when it changes. Any TLS setting turns TLS on and makes
+	// bare proxy addresses https.
 	TLSTrustFile string
 	// TLSOverrideAuthority is the name the proxy's certificate must carry
 	// instead of the host name in ProxyURLs; it is also sent as the

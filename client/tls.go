@@ -22,18 +22,12 @@ import (
 // the Kotlin agent's gRPC metadata key.
 const AgentTokenHeader = "Agent-Token"
 
-// proxyTLSEnabled reports whether the proxy channel uses TLS: some TLS
-// setting is given or a proxy address says https://.
+// proxyTLSEnabled reports whether the proxy channel uses TLS: it does as
+// soon as any TLS setting is given. An https:// address alone is not
+// enough, so that TLS is always a deliberate choice with a known trust
+// source.
 func (o *Options) proxyTLSEnabled() bool {
-	if o.TLSConfig != nil || o.TLSCertFile != "" || o.TLSKeyFile != "" || o.TLSTrustFile != "" || o.TLSOverrideAuthority != "" {
-		return true
-	}
-	for _, u := range o.ProxyURLs {
-		if strings.HasPrefix(strings.ToLower(u), "https://") {
-			return true
-		}
-	}
-	return false
+	return o.TLSConfig != nil || o.TLSCertFile != "" || o.TLSKeyFile != "" || o.TLSTrustFile != "" || o.TLSOverrideAuthority != ""
 }
 
 // validateSecurity checks the TLS and token options. The token's value is
@@ -209,7 +203,7 @@ func connectHint(err error, tlsOn bool) string {
 		return "the proxy does not offer HTTP/2 on this port"
 	case strings.Contains(msg, "remote error: tls:"):
 		return "the proxy refused the TLS handshake"
-	case errors.As(err, &record):
+	case errors.As(err, &record), strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		return "the proxy did not answer with TLS: it may serve plaintext h2c on this port"
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		if tlsOn {

@@ -64,12 +64,3 @@ func TestNewRefusesBadSecurityOptions(t *testing.T) {
 		})
 	}
 }
-
-func TestHTTPSAddressAloneMeansTLS(t *testing.T) {
-	t.Parallel()
-	opts := client.DefaultOptions()
-	opts.ProxyURLs = []string{"https://proxy.example.com:443"}
-	if _, err := client.New(opts); err != nil {
-		t.Fatalf("https:// with the system's CAs: %v", err)
-	}
-}

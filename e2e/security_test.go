@@ -176,7 +176,7 @@ func TestAgentSeesClearRefusals(t *testing.T) {
 		{name: "plaintext agent against TLS port", proxy: tlsProxy, agent: func(*client.Options) {},
 			want: "if it serves TLS, connect with https://"},
 		{name: "TLS agent against plaintext port", proxy: func(*server.Options) {}, agent: func(o *client.Options) { o.TLSTrustFile = s.CAFile },
-			want: "it may serve plaintext h2c on this port"},
+			want: "the proxy did not answer with TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

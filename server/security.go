@@ -15,15 +15,14 @@ import (
 )
 
 // agentTLSConfig returns the agent listener's TLS configuration, or nil
-// when the channel is h2c. The listener speaks only HTTP/2, so "h2" is the
-// only protocol offered: a client that cannot speak it fails the handshake
-// with a clear ALPN error instead of failing later inside a stream.
+// when the channel is h2c. ALPN offers h2 for sessions and http/1.1 for the
+// unary debugging RPCs an operator calls with curl, as on the h2c port.
 func agentTLSConfig(o *Options, log *slog.Logger) (*tls.Config, error) {
 	if o.TLSCertFile == "" && o.TLSKeyFile == "" && o.TLSTrustFile == "" {
 		return nil, nil
 	}
 	cfg, err := tlsconfig.NewServer(tlsconfig.Files{CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile, CAFile: o.TLSTrustFile},
-		[]string{"h2"}, log.With("component", "agent_tls"))
+		[]string{"h2", "http/1.1"}, log.With("component", "agent_tls"))
 	if err != nil {
 		return nil, fmt.Errorf("server: agent listener TLS: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -35,13 +36,13 @@ func (echoService) Session(_ context.Context, s *connect.BidiStream[promproxyv1.
 
 // startTLSServer serves echoService over TLS (mutual when mtls) and records
 // the HTTP version of every request.
-func startTLSServer(t *testing.T, s *testcerts.Set, mtls bool) (addr string, proto *atomic.Value) {
+func startTLSServer(t *testing.T, s *testcerts.Set, mtls bool, alpn ...string) (addr string, proto *atomic.Value) {
 	t.Helper()
 	files := tlsconfig.Files{CertFile: s.ServerCert, KeyFile: s.ServerKey}
 	if mtls {
 		files.CAFile = s.CAFile
 	}
-	cfg, err := tlsconfig.NewServer(files, []string{"h2"}, nil)
+	cfg, err := tlsconfig.NewServer(files, alpn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestBidiStreamOverTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr, proto := startTLSServer(t, s, tt.mtls)
+			addr, proto := startTLSServer(t, s, tt.mtls, "h2", "http/1.1")
 			cl, err := tlsconfig.NewClient(tt.files, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -124,37 +125,55 @@ func TestBidiStreamOverTLS(t *testing.T) {
 	}
 }
 
-// TestStockTransportCannotReachTLSPort shows why NewClientTransport sets its
-// protocols: a stock transport with a custom TLS config offers only
-// HTTP/1.1, which the agent port refuses during the handshake instead of
-// failing later in the middle of a stream.
-func TestStockTransportCannotReachTLSPort(t *testing.T) {
+// TestStockTransportFallsBackToHTTP1 shows why NewClientTransport sets its
+// protocols: a stock transport with a custom TLS config negotiates
+// HTTP/1.1, which the agent port accepts for unary debugging calls but on
+// which a session's bidi stream cannot work.
+func TestStockTransportFallsBackToHTTP1(t *testing.T) {
 	t.Parallel()
 	s, err := testcerts.NewSet(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := startTLSServer(t, s, false)
+	addr, proto := startTLSServer(t, s, false, "h2", "http/1.1")
 	cl, err := tlsconfig.NewClient(tlsconfig.Files{CAFile: s.CAFile}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := cl.Config("127.0.0.1")
-	cfg.NextProtos = nil // what a stock transport would offer on its own
+	cfg.NextProtos = nil // what a stock transport starts from
 	stock := &http.Transport{TLSClientConfig: cfg}
 	t.Cleanup(stock.CloseIdleConnections)
-	resp, err := (&http.Client{Transport: stock}).Get("https://" + addr + "/")
+	c := promproxyv1connect.NewProxyServiceClient(&http.Client{Transport: stock}, "https://"+addr, connect.WithGRPC())
+	stream, err := c.Session(t.Context())
 	if err == nil {
-		resp.Body.Close()
-		t.Fatalf("HTTP/1.1 request succeeded with %s", resp.Proto)
+		// A refused stream fails Send with io.EOF; Receive has the reason.
+		_ = stream.Send(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_Heartbeat{Heartbeat: &promproxyv1.Heartbeat{}}})
+		_, err = stream.Receive()
+		_ = stream.CloseResponse()
 	}
+	if err == nil {
+		t.Fatalf("a bidi stream worked over the stock transport (%v)", proto.Load())
+	}
+	// The bidi handler refuses HTTP/1.1 with 505 HTTP Version Not Supported.
+	if !strings.Contains(err.Error(), "505") || proto.Load() != "HTTP/1.1" {
+		t.Errorf("stock transport: %v over %v, want a 505 over HTTP/1.1", err, proto.Load())
+	}
+}
 
-	// A plaintext h2c client cannot talk to the TLS port either.
+// TestTLSPortRefusesPlaintext: an h2c client cannot talk to a TLS port.
+func TestTLSPortRefusesPlaintext(t *testing.T) {
+	t.Parallel()
+	s, err := testcerts.NewSet(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := startTLSServer(t, s, false, "h2", "http/1.1")
 	h2c := transport.NewClientTransport(nil, transport.DefaultKeepalive)
 	t.Cleanup(h2c.CloseIdleConnections)
 	c := promproxyv1connect.NewProxyServiceClient(&http.Client{Transport: h2c}, "http://"+addr, connect.WithGRPC())
 	_, err = c.ListAgents(t.Context(), &promproxyv1.ListAgentsRequest{})
-	if connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("h2c client against the TLS port: %v, want unavailable", err)
+	if code := connect.CodeOf(err); code != connect.CodeUnavailable && code != connect.CodeCanceled {
+		t.Fatalf("h2c client against the TLS port: %v, want a transport failure", err)
 	}
 }
