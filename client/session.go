@@ -148,7 +148,9 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		s.watchdog(ctx, cancel, rxCh, 3*heartbeat)
+		// The floor keeps very short test intervals from making a
+		// merely busy proxy look dead.
+		s.watchdog(ctx, cancel, rxCh, max(3*heartbeat, 5*time.Second))
 	}()
 
 	for _, t := range a.targets {

@@ -125,9 +125,11 @@ func New(opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// newHTTPServer returns a server for the plain HTTP listeners. A scrape may
-// legitimately stream for as long as Prometheus' scrape timeout, so the
-// write timeout is the longest a scrape is ever allowed plus a margin.
+// newHTTPServer returns a server for the plain HTTP listeners. There is no
+// WriteTimeout: a large scrape legitimately streams for as long as
+// Prometheus' scrape timeout allows, which the scrape's own deadline
+// enforces. Slow or idle clients are cut by the header, read and idle
+// timeouts.
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -189,6 +191,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return p.shutdown(context.WithoutCancel(ctx))
 	})
 	err := g.Wait()
+	p.sessions.handlers.Wait()
 	p.sessions.receivers.Wait()
 	return err
 }

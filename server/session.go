@@ -32,6 +32,10 @@ type sessionService struct {
 	// receivers tracks receive loops, which may outlive their handler by
 	// the moment it takes the closed request body to unblock them.
 	receivers sync.WaitGroup
+	// handlers tracks Session calls: net/http does not wait for the
+	// handlers of a closed connection, and Run must not return before the
+	// last session has cleaned up after itself.
+	handlers sync.WaitGroup
 }
 
 func newAgentID() string {
@@ -46,6 +50,8 @@ func newAgentID() string {
 // down, or when a send fails; returning closes the request body, which in
 // turn unblocks the receiver.
 func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse]) error {
+	s.handlers.Add(1)
+	defer s.handlers.Done()
 	p := s.p
 	reg, err := s.receiveRegistration(ctx, stream)
 	if err != nil {

@@ -66,6 +66,9 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	log.Info("prometheus-proxy starting", "version", version.Get().Version, "config", loaded.File,
 		"scrape_addr", p.Addr().String(), "agent_addr", p.AgentAddr().String())
 	h.started(addrs)
+	// One machine-readable line on stdout: with port 0 it is how scripts
+	// and tests learn the ports that were picked.
+	fmt.Fprintf(stdout, "prometheus-proxy listening: scrape %s, agents %s\n", p.Addr(), p.AgentAddr())
 	// Run drains on ctx's end: new scrapes are refused, those in flight get
 	// the grace period, agents are told the proxy is going away.
 	if err := p.Run(ctx); err != nil {

@@ -102,7 +102,7 @@ func DefaultAgent() Agent {
 	a.LogFormat = "text"
 	a.Proxy.Hostname = "localhost"
 	a.Proxy.Port = 50051
-	a.HTTP.MaxConcurrentClients = 1
+	a.HTTP.MaxConcurrentClients = 4
 	a.HTTP.ClientTimeoutSecs = 90
 	a.HTTP.MaxContentLengthMBytes = 10
 	a.HTTP.ClientCache.MaxSize = 100

@@ -91,11 +91,11 @@ func TestAgentPrecedenceOnNestedKey(t *testing.T) {
 		env  map[string]string
 		want int
 	}{
-		{name: "default", want: 1},
+		{name: "default", want: 4},
 		{name: "file", args: []string{"-c", file}, want: 2},
 		{name: "-D", args: []string{"-c", file, "-Dagent.http.maxConcurrentClients=3"}, want: 3},
-		{name: "env", args: []string{"-c", file, "-Dagent.http.maxConcurrentClients=3"}, env: map[string]string{"MAX_CONCURRENT_CLIENTS": "4"}, want: 4},
-		{name: "flag", args: []string{"-c", file, "--max_concurrent_clients", "5"}, env: map[string]string{"MAX_CONCURRENT_CLIENTS": "4"}, want: 5},
+		{name: "env", args: []string{"-c", file, "-Dagent.http.maxConcurrentClients=3"}, env: map[string]string{"MAX_CONCURRENT_CLIENTS": "6"}, want: 6},
+		{name: "flag", args: []string{"-c", file, "--max_concurrent_clients", "7"}, env: map[string]string{"MAX_CONCURRENT_CLIENTS": "6"}, want: 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,7 +304,7 @@ func TestActions(t *testing.T) {
 
 func TestAllProblemsAtOnceOnOneLine(t *testing.T) {
 	t.Parallel()
-	_, err := loadProxy(t, []string{"--port", "0", "--admin_port", "x", "--log_level", "all", "-Dproxy.nope=1"}, map[string]string{"METRICS_PORT": "70000"})
+	_, err := loadProxy(t, []string{"--port", "-5", "--admin_port", "x", "--log_level", "all", "-Dproxy.nope=1"}, map[string]string{"METRICS_PORT": "70000"})
 	var cerr *Error
 	if !errors.As(err, &cerr) {
 		t.Fatalf("err = %v, want *Error", err)

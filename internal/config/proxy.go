@@ -6,12 +6,12 @@ package config
 // variable; help is the text of --usage and docs/configuration.md.
 type Proxy struct {
 	HTTP struct {
-		Port                  int  `koanf:"port" flag:"port" short:"p" env:"PROXY_PORT" check:"port" help:"Port Prometheus scrapes (http://proxy:PORT/<path>)."`
+		Port                  int  `koanf:"port" flag:"port" short:"p" env:"PROXY_PORT" check:"listenport" help:"Port Prometheus scrapes (http://proxy:PORT/<path>)."`
 		IdleTimeoutSecs       int  `koanf:"idleTimeoutSecs" check:"positive" compat:"the scrape listener closes idle keep-alive connections after 2 minutes" help:"Idle timeout of scrape connections."`
 		RequestLoggingEnabled bool `koanf:"requestLoggingEnabled" compat:"every scrape is logged at debug level; set logLevel to debug to see them" help:"Log every scrape request."`
 	} `koanf:"http"`
 	Agent struct {
-		Port int `koanf:"port" flag:"agent_port" short:"a" env:"AGENT_PORT" check:"port" help:"Port agents connect to."`
+		Port int `koanf:"port" flag:"agent_port" short:"a" env:"AGENT_PORT" check:"listenport" help:"Port agents connect to."`
 	} `koanf:"agent"`
 	AgentToken              string         `koanf:"agentToken" flag:"agent_token" env:"AGENT_TOKEN" secret:"true" help:"Pre-shared token every agent must present; empty disables the check."`
 	Auth                    []AuthIdentity `koanf:"auth" help:"Per-agent identities: a list of {name, token, paths}; an agent may register only paths matching its identity's globs (* and ?; an empty list allows all). Config file only."`
@@ -36,7 +36,7 @@ type Proxy struct {
 
 	UI struct {
 		Enabled                bool   `koanf:"enabled" flag:"ui" env:"UI_ENABLED" help:"Serve the operational web dashboard on its own port."`
-		Port                   int    `koanf:"port" flag:"ui_port" env:"UI_PORT" check:"port" help:"Port of the web dashboard."`
+		Port                   int    `koanf:"port" flag:"ui_port" env:"UI_PORT" check:"listenport" help:"Port of the web dashboard."`
 		Path                   string `koanf:"path" flag:"ui_path" env:"UI_PATH" check:"segment" help:"Path of the web dashboard."`
 		RefreshIntervalSecs    int    `koanf:"refreshIntervalSecs" check:"positive" help:"How often the dashboard refreshes its counters."`
 		RecentScrapesQueueSize int    `koanf:"recentScrapesQueueSize" check:"positive" help:"Recent scrapes kept for the dashboard."`

@@ -4,7 +4,7 @@ package config
 // /version and, with debugEnabled, /threaddump and /debug/pprof/.
 type Admin struct {
 	Enabled         bool   `koanf:"enabled" flag:"admin" short:"r" env:"ADMIN_ENABLED" help:"Serve the admin listener."`
-	Port            int    `koanf:"port" flag:"admin_port" short:"i" env:"ADMIN_PORT" check:"port" help:"Port of the admin listener."`
+	Port            int    `koanf:"port" flag:"admin_port" short:"i" env:"ADMIN_PORT" check:"listenport" help:"Port of the admin listener."`
 	PingPath        string `koanf:"pingPath" check:"segment" compat:"the route is always /ping" help:"Path of the ping route."`
 	VersionPath     string `koanf:"versionPath" check:"segment" compat:"the route is always /version" help:"Path of the version route."`
 	HealthCheckPath string `koanf:"healthCheckPath" check:"segment" compat:"the route is always /healthcheck" help:"Path of the health check route."`
@@ -19,7 +19,7 @@ func defaultAdmin(port int) Admin {
 // Metrics is the metrics listener of either program.
 type Metrics struct {
 	Enabled                        bool   `koanf:"enabled" flag:"metrics" short:"e" env:"METRICS_ENABLED" help:"Serve the metrics listener."`
-	Port                           int    `koanf:"port" flag:"metrics_port" short:"m" env:"METRICS_PORT" check:"port" help:"Port of the metrics listener."`
+	Port                           int    `koanf:"port" flag:"metrics_port" short:"m" env:"METRICS_PORT" check:"listenport" help:"Port of the metrics listener."`
 	Path                           string `koanf:"path" check:"segment" help:"Path of the metrics endpoint."`
 	StandardExportsEnabled         bool   `koanf:"standardExportsEnabled" help:"Also export the Go runtime and process collectors (go_*, process_*)."`
 	MemoryPoolsExportsEnabled      bool   `koanf:"memoryPoolsExportsEnabled" compat:"JVM-only; go_memstats_* come with standardExportsEnabled" help:"JVM memory pool metrics."`

@@ -63,6 +63,10 @@ func (c *checker) checkInt(f *Field, n int) {
 		if n < 1 || n > 65535 {
 			c.badf(f.Key, n, "must be a port between 1 and 65535")
 		}
+	case "listenport":
+		if n < 0 || n > 65535 {
+			c.badf(f.Key, n, "must be a port between 1 and 65535, or 0 for any free port")
+		}
 	case "positive":
 		if n <= 0 {
 			c.badf(f.Key, n, "must be greater than 0")
@@ -168,6 +172,9 @@ func (c *checker) distinctPorts(ports [][2]any) {
 	seen := map[int]string{}
 	for _, p := range ports {
 		key, port := p[0].(string), p[1].(int)
+		if port == 0 {
+			continue // each 0 gets its own free port
+		}
 		if other, dup := seen[port]; dup {
 			c.badf(key, port, "%s already uses this port", other)
 			continue

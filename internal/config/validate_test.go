@@ -32,10 +32,10 @@ func TestValidationMessages(t *testing.T) {
 		file  string // YAML body, written to a file passed with --config
 		want  string
 	}{
-		{name: "port zero", args: []string{"--port", "0"},
-			want: `proxy.http.port = 0: must be a port between 1 and 65535 (flag --port)`},
+		{name: "negative port", args: []string{"--port", "-1"},
+			want: `proxy.http.port = -1: must be a port between 1 and 65535, or 0 for any free port (flag --port)`},
 		{name: "port too large", env: map[string]string{"ADMIN_PORT": "65536"},
-			want: `proxy.admin.port = 65536: must be a port between 1 and 65535 (env ADMIN_PORT)`},
+			want: `proxy.admin.port = 65536: must be a port between 1 and 65535, or 0 for any free port (env ADMIN_PORT)`},
 		{name: "not a number", args: []string{"--agent_port", "fifty"},
 			want: `proxy.agent.port = "fifty": not a whole number (flag --agent_port)`},
 		{name: "not a boolean", env: map[string]string{"ADMIN_ENABLED": "maybe"},
