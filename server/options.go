@@ -85,6 +85,28 @@ type Options struct {
 	// more scrapes than this are in flight; 0 disables the check.
 	UnhealthyInFlightScrapes int
 
+	// TLSCertFile and TLSKeyFile turn on TLS on the agent listener (--cert,
+	// --key). The files are reloaded when they change; connected agents
+	// keep their connections.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSTrustFile makes the agent listener require a client certificate
+	// signed by one of the file's CAs: mutual TLS (--trust). It needs
+	// TLSCertFile and TLSKeyFile.
+	TLSTrustFile string
+	// AgentToken is the pre-shared token every agent must send (--agent_token,
+	// AGENT_TOKEN). With Identities it acts as one more identity, allowed
+	// every path. It is never logged.
+	AgentToken string
+	// Identities are the per-agent identities (proxy.auth): each limits the
+	// paths its agents may register and owns the paths they serve.
+	Identities []Identity
+	// WebConfigFile is a Prometheus web configuration file
+	// (--web.config.file, the exporter-toolkit format) applied to the
+	// scrape, admin and metrics listeners: TLS, client certificates and
+	// basic auth. The agent listener is configured by the TLS options above.
+	WebConfigFile string
+
 	// Logger receives the proxy's logs. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the proxy's metrics. Nil disables them.
@@ -166,6 +188,7 @@ func (o *Options) validate() error {
 	default:
 		bad("ConsolidatedMode", fmt.Sprintf("%q", o.ConsolidatedMode), `must be "merge" or "failover"`)
 	}
+	errs = append(errs, o.validateSecurity()...)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

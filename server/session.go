@@ -59,6 +59,7 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 		return err
 	}
 	c := newAgentConn(newAgentID(), reg, stream.Peer().Addr)
+	c.identity = identityFrom(ctx)
 	log := p.log.With("agent_id", c.id, "agent_name", c.name, "remote_addr", c.remoteAddr)
 	if err := p.addAgent(c); err != nil {
 		return connect.NewError(connect.CodeUnavailable, err)
@@ -75,7 +76,7 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 		return fmt.Errorf("send registration result: %w", err)
 	}
 	p.metrics.connects.Inc()
-	log.Info("agent connected", "host_name", c.hostName, "consolidated", c.consolidated, "launch_id", c.launchID)
+	log.Info("agent connected", "identity", c.identity.label(), "host_name", c.hostName, "consolidated", c.consolidated, "launch_id", c.launchID)
 
 	s.receivers.Add(1)
 	go func() {
@@ -227,9 +228,15 @@ func (p *Proxy) handleRegisterPath(c *agentConn, m *promproxyv1.RegisterPath, lo
 		res.Reason = err.Error()
 	} else if err := validateLabels(m.GetLabels()); err != nil {
 		res.Reason = err.Error()
+	} else if reason := c.identity.refusePath(path); reason != "" {
+		res.Reason = reason
+		p.auth.countPathRefusal(refusedPathNotAuthorized)
 	} else {
 		r := p.reg.registerPath(c, path, m.GetLabels())
 		res.Accepted, res.Reason = r.accepted, r.reason
+		if r.identityConflict {
+			p.auth.countPathRefusal(refusedPathOwned)
+		}
 		if r.displaced != nil {
 			p.metrics.displacements.Inc()
 			log.Warn("path displaced another agent", "path", path, "displaced_agent_id", r.displaced.id, "displaced_agent_name", r.displaced.name)
