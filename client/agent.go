@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/promproxy/promproxy/internal/transport"
 )
 
 // Agent connects to a proxy and serves scrapes of its paths.
@@ -58,7 +56,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	bases := make([]string, len(opts.ProxyURLs))
 	for i, u := range opts.ProxyURLs {
-		bases[i], _ = proxyBaseURL(u, opts.TLSConfig != nil)
+		bases[i], _ = proxyBaseURL(u, opts.proxyTLSEnabled())
 	}
 	host, _ := os.Hostname()
 	var b [8]byte
@@ -77,15 +75,22 @@ func New(opts Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(reg, a.launchID, opts.AgentName)
-	proxyTransport := transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)
-	a.proxyConns = newConnSet(proxyTransport.DialContext)
-	proxyTransport.DialContext = a.proxyConns.DialContext
-	a.proxyClient = &http.Client{Transport: proxyTransport}
+	proxyRT, err := newProxyTransport(&opts, bases, a.log)
+	if err != nil {
+		return nil, err
+	}
+	targetTLS, err := targetTLSConfig(&opts, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.proxyConns = newConnSet()
+	a.proxyConns.track(proxyRT)
+	a.proxyClient = &http.Client{Transport: proxyRT}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     opts.TargetTLSConfig,
+			TLSClientConfig:     targetTLS,
 			MaxIdleConnsPerHost: max(opts.MaxConcurrentClients, 2),
 			IdleConnTimeout:     90 * time.Second,
 			// The agent asks for gzip itself and passes compressed bodies
@@ -141,12 +146,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			idx, attempt = (idx+1)%len(a.bases), 0
 			delay = a.opts.Backoff.Delay(0) / 4
 		case established:
-			log.Warn("session with proxy ended; reconnecting", "err", err)
+			log.Warn("session with proxy ended; reconnecting", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
 			idx, attempt = 0, 0
 			delay = a.opts.Backoff.Delay(0)
 		default:
 			a.metrics.connects.WithLabelValues("failure").Inc()
-			log.Warn("cannot connect to proxy", "err", err)
+			log.Warn("cannot connect to proxy", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
 			idx = (idx + 1) % len(a.bases)
 			if idx == 0 {
 				delay = a.opts.Backoff.Delay(attempt)

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -13,26 +14,54 @@ import (
 // and it would then stay open, with the transport's goroutines, until the
 // proxy's idle timeout.
 type connSet struct {
-	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
 }
 
-func newConnSet(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *connSet {
-	return &connSet{dial: dial, conns: make(map[*trackedConn]struct{})}
+func newConnSet() *connSet {
+	return &connSet{conns: make(map[*trackedConn]struct{})}
 }
 
-// DialContext dials through the underlying dialer and tracks the result.
-func (s *connSet) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := s.dial(ctx, network, addr)
-	if err != nil {
-		return nil, err
+// track makes every transport behind rt dial through the set.
+func (s *connSet) track(rt http.RoundTripper) {
+	wrap := func(tr *http.Transport) {
+		if tr != nil {
+			tr.DialContext = s.dialer(tr.DialContext)
+		}
 	}
+	switch t := rt.(type) {
+	case *proxyTransport:
+		wrap(t.shared)
+		for _, tr := range t.byHost {
+			wrap(tr)
+		}
+	case *http.Transport:
+		wrap(t)
+	}
+}
+
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// dialer returns dial wrapped so that its connections are tracked.
+func (s *connSet) dialer(dial dialFunc) dialFunc {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return s.add(c), nil
+	}
+}
+
+func (s *connSet) add(c net.Conn) net.Conn {
 	tc := &trackedConn{Conn: c, set: s}
 	s.mu.Lock()
 	s.conns[tc] = struct{}{}
 	s.mu.Unlock()
-	return tc, nil
+	return tc
 }
 
 // closeAll closes every tracked connection that is still open.

@@ -2,14 +2,19 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	rpprof "runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/promproxy/promproxy/internal/version"
 )
 
 // adminHandler serves the admin listener. It is a separate mux on a
@@ -22,7 +27,11 @@ func (p *Proxy) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("pong"))
 	})
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"version": p.opts.Version, "go_version": runtime.Version()})
+		v := version.Get()
+		writeJSON(w, http.StatusOK, map[string]string{
+			"version": v.Version, "commit": v.Commit, "date": v.Date,
+			"go_version": runtime.Version(),
+		})
 	})
 	mux.HandleFunc("GET /healthcheck", p.handleHealth)
 	if p.opts.Debug {
@@ -60,6 +69,14 @@ func (p *Proxy) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		h.Healthy = false
 		h.Checks["listeners"] = "shutting down"
 	}
+	if limit := p.opts.UnhealthyInFlightScrapes; limit > 0 {
+		n := int(gaugeValue(p.metrics.inFlight))
+		h.Checks["scrapes_in_flight"] = "ok"
+		if n > limit {
+			h.Healthy = false
+			h.Checks["scrapes_in_flight"] = fmt.Sprintf("%d in flight, more than %d", n, limit)
+		}
+	}
 	status := http.StatusOK
 	if !h.Healthy {
 		status = http.StatusServiceUnavailable
@@ -75,8 +92,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-func metricsHandler(g prometheus.Gatherer) http.Handler {
+func metricsHandler(g prometheus.Gatherer, path string) http.Handler {
+	if path == "" {
+		path = "metrics"
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	mux.Handle("GET /"+strings.TrimPrefix(path, "/"), promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	return mux
+}
+
+// gaugeValue reads a gauge the proxy already maintains for /metrics, so
+// that the health check and the metric can never disagree.
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }
