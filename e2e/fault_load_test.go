@@ -47,7 +47,8 @@ func startObservedProxy(t testing.TB, extra ...string) *observedProxy {
 		t.Fatal(err)
 	}
 	args := append([]string{"--listen_host", "127.0.0.1", "--port", "0", "--agent_port", "0",
-		"--metrics", "--metrics_port", "0", "--admin", "--admin_port", "0", "--debug"}, extra...)
+		"--metrics", "--metrics_port", "0", "--admin", "--admin_port", "0", "--debug",
+		"-Dproxy.metrics.standardExportsEnabled=true"}, extra...)
 	proc := startProcess(t, "prometheus-proxy", filepath.Join(binDir, "prometheus-proxy-plain"), args...)
 	m := proc.waitOutput(t, listeningRE, 30*time.Second)
 	p := &proxyProcess{process: proc, scrapeAddr: m[1], agentAddr: m[2], rpc: newRPCClient(t, m[2])}
