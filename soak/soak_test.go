@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // TestMain lets the test binary play the soak's child processes too: the
@@ -23,7 +25,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The soak owns processes, connections and goroutines; none may
+	// outlive a run.
+	goleak.VerifyTestMain(m)
 }
 
 type tWriter struct{ t *testing.T }
