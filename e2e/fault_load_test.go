@@ -316,9 +316,10 @@ func TestFaultConcurrentScrapes(t *testing.T) {
 	mu.Unlock()
 	t.Logf("%d scrapes: %v; slowest %v; answered fetches at once at most %d; proxy goroutines %v, peak %v, after %v; RSS %d MiB, peak %d MiB",
 		n, byStatus, slowest.Round(time.Millisecond), most, g0, peakG, g1, rss0>>20, peakRSS>>20)
-	// Go's client dials on its own before the server reads a request, so
-	// allow the scrape's deadline plus a margin for the dialling.
-	if slowest > deadline+2*time.Second {
+	// The deadline runs from when the proxy has read the request; before
+	// that, the test's client dials 1,000 connections, which takes a while
+	// on a loaded machine. Allow a margin for it.
+	if slowest > deadline+3*time.Second {
 		t.Errorf("slowest scrape took %v, past its %v deadline", slowest, deadline)
 	}
 	if byStatus["200"] == 0 {
