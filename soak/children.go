@@ -21,6 +21,9 @@ type child struct {
 	done  chan struct{}
 	err   error // set before done is closed
 
+	mu     sync.Mutex
+	killed bool // ended on purpose with SIGKILL
+
 	stderr lockedBuffer
 }
 
@@ -113,6 +116,9 @@ func (c *child) exited() bool {
 
 // kill ends the process with SIGKILL and waits for it.
 func (c *child) kill() {
+	c.mu.Lock()
+	c.killed = true
+	c.mu.Unlock()
 	_ = c.cmd.Process.Kill()
 	<-c.done
 }
@@ -121,6 +127,11 @@ func (c *child) kill() {
 // an error if the process did not exit cleanly in time.
 func (c *child) stop(timeout time.Duration) error {
 	if c.exited() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.killed {
+			return nil
+		}
 		return c.err
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
