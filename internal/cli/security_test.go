@@ -17,9 +17,10 @@ import (
 	"github.com/promproxy/promproxy/internal/testcerts"
 )
 
-// secureFiles writes a certificate set and, next to it, one config file
-// for both programs that names the certificates by relative paths, a web
-// config file with basic auth, and returns the set and the config file.
+// secureFiles writes a certificate set and, next to it, a web config file
+// (HTTPS with the proxy's certificate, basic auth for "ops") and one config
+// file for both programs that names all of them by relative paths. It
+// returns the set and the config file.
 func secureFiles(t *testing.T, target string) (*testcerts.Set, string) {
 	t.Helper()
 	s, err := testcerts.NewSet(t.TempDir(), 0)
