@@ -68,7 +68,22 @@ func Options(cfg *config.Agent, sources map[string]string) (client.Options, erro
 	o.Backoff.Initial = min(o.Backoff.Initial, o.Backoff.Max)
 	o.Keepalive = keepalive(cfg.GRPC.KeepAliveTimeSecs, cfg.GRPC.KeepAliveTimeoutSecs)
 	o.Version = version.Get().Version
+	security(cfg, &o)
 	return o, nil
+}
+
+// security maps the agent's TLS settings for the proxy channel
+// (agent.tls.*), its token, and how https targets are verified
+// (agent.http.trustStorePath, enableTrustAllX509Certificates). Any TLS
+// setting turns TLS on for the proxy channel.
+func security(cfg *config.Agent, o *client.Options) {
+	o.TLSCertFile = cfg.TLS.CertChainFilePath
+	o.TLSKeyFile = cfg.TLS.PrivateKeyFilePath
+	o.TLSTrustFile = cfg.TLS.TrustCertCollectionFilePath
+	o.TLSOverrideAuthority = cfg.TLS.OverrideAuthority
+	o.AgentToken = cfg.AgentToken
+	o.TargetTrustFile = cfg.HTTP.TrustStorePath
+	o.TargetInsecureSkipVerify = cfg.HTTP.EnableTrustAllX509Certificates
 }
 
 // keepalive maps the gRPC keepalive keys; values <= 0 keep the defaults.

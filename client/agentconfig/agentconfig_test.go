@@ -80,3 +80,37 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 		t.Fatalf("err = %v, want the unknown key named", err)
 	}
 }
+
+func TestLoadSecuritySettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.yaml")
+	body := `
+agent:
+  agentToken: team-a-token
+  tls:
+    certChainFilePath: certs/agent.crt
+    privateKeyFilePath: certs/agent.key
+    trustCertCollectionFilePath: certs/ca.crt
+    overrideAuthority: proxy.internal
+  http:
+    trustStorePath: targets-ca.pem
+    enableTrustAllX509Certificates: true
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := agentconfig.Load(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{o.AgentToken, o.TLSCertFile, o.TLSKeyFile, o.TLSTrustFile, o.TLSOverrideAuthority, o.TargetTrustFile}
+	want := []string{"team-a-token", filepath.Join(dir, "certs", "agent.crt"), filepath.Join(dir, "certs", "agent.key"),
+		filepath.Join(dir, "certs", "ca.crt"), "proxy.internal", filepath.Join(dir, "targets-ca.pem")}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("options:\n got %q\nwant %q", got, want)
+	}
+	if !o.TargetInsecureSkipVerify {
+		t.Error("TargetInsecureSkipVerify not set")
+	}
+}

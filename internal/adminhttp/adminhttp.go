@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/promproxy/promproxy/internal/version"
 )
@@ -28,6 +30,10 @@ type Server struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
+	// webConfig is the Prometheus web configuration file applied by Serve,
+	// or "" for plain HTTP.
+	webConfig string
+	log       *slog.Logger
 }
 
 // Listen binds addr now, so that a port conflict fails at startup and
@@ -48,6 +54,23 @@ func Listen(name, addr string, h http.Handler) (*Server, error) {
 	}}, nil
 }
 
+// UseWebConfig makes Serve apply a Prometheus web configuration file (the
+// exporter-toolkit format: TLS, client certificates, basic auth), as the
+// proxy does on its listeners. The file is checked now, so that a broken
+// one fails at startup; exporter-toolkit re-reads it on each connection, so
+// certificates can be renewed in place. Call it before Serve.
+func (s *Server) UseWebConfig(file string, log *slog.Logger) error {
+	if err := web.Validate(file); err != nil {
+		return fmt.Errorf("%s listener: web config file %q: %w", s.name, file, err)
+	}
+	s.webConfig = file
+	s.log = log.With("listener", s.name)
+	// Refused handshakes and malformed requests are reported here, naming
+	// the peer, instead of on the process's raw stderr.
+	s.srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelInfo)
+	return nil
+}
+
 // Name is the listener's name ("admin" or "metrics").
 func (s *Server) Name() string { return s.name }
 
@@ -56,7 +79,14 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve serves until Shutdown; it returns nil after a shutdown.
 func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if s.webConfig != "" {
+		path := s.webConfig
+		err = web.Serve(s.ln, s.srv, &web.FlagConfig{WebConfigFile: &path}, s.log)
+	} else {
+		err = s.srv.Serve(s.ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("%s listener: %w", s.name, err)
 	}
 	return nil

@@ -3,13 +3,17 @@ package adminhttp
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func serve(t *testing.T, h http.Handler, path string) (int, string) {
@@ -95,4 +99,60 @@ func TestListenerLifecycle(t *testing.T) {
 		t.Fatalf("port not released: %v", err)
 	}
 	_ = ln.Close()
+}
+
+func TestWebConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "web.yml")
+	bad := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(good, []byte("basic_auth_users:\n  ops: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("tls_server_config:\n  cert_file: nope.crt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen("metrics", "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseWebConfig(bad, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), `metrics listener: web config file "`+bad+`"`) {
+		t.Errorf("broken web config: %v", err)
+	}
+	if err := s.UseWebConfig(good, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	get := func(user, pw string) int {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+s.Addr().String()+"/", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("", ""); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: %d, want 401", code)
+	}
+	if code := get("ops", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d, want 401", code)
+	}
+	if code := get("ops", "pw"); code != http.StatusOK {
+		t.Errorf("with credentials: %d, want 200", code)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
 }

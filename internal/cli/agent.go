@@ -40,9 +40,6 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	cfg := &loaded.Config
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err := agentSecurity(cfg); err != nil {
-		return err
-	}
 	warnInert(log, loaded.Schema, cfg, config.DefaultAgent(), loaded.Sources)
 	// WIRING: metric filters (agent.filters) and dynamic target discovery
 	// (agent.discovery.*) go into client.Options here once the client has
@@ -82,6 +79,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		}
 		servers = append(servers, s)
 		addrs["admin"] = s.Addr()
+		if err := useWebConfig(s, cfg.WebConfigFile, log); err != nil {
+			return err
+		}
 	}
 	if cfg.Metrics.Enabled {
 		s, err := adminhttp.Listen("metrics", h.addr("metrics", cfg.ListenHost, cfg.Metrics.Port), adminhttp.MetricsHandler(reg, cfg.Metrics.Path))
@@ -90,8 +90,14 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		}
 		servers = append(servers, s)
 		addrs["metrics"] = s.Addr()
+		if err := useWebConfig(s, cfg.WebConfigFile, log); err != nil {
+			return err
+		}
 	}
 
+	if cfg.WebConfigFile != "" && len(servers) == 0 {
+		log.Warn("agent.webConfigFile has no effect: neither the admin nor the metrics listener is enabled", "web_config_file", cfg.WebConfigFile)
+	}
 	log.Info("prometheus-agent starting", "version", version.Get().Version, "config", loaded.File,
 		"agent_name", opts.AgentName, "proxies", opts.ProxyURLs, "paths", len(opts.Paths))
 	if err := a.Start(); err != nil {
@@ -128,6 +134,15 @@ func serveAgent(ctx context.Context, a *client.Agent, servers []*adminhttp.Serve
 		return fmt.Errorf("agent stopped: %w", err)
 	}
 	return nil
+}
+
+// useWebConfig applies the web configuration file, if any, to one of the
+// agent's operational listeners.
+func useWebConfig(s *adminhttp.Server, file string, log *slog.Logger) error {
+	if file == "" {
+		return nil
+	}
+	return s.UseWebConfig(file, log)
 }
 
 // agentHealth is healthy while the agent has a session with a proxy on

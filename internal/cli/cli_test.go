@@ -178,10 +178,10 @@ func TestStartupFailures(t *testing.T) {
 			`invalid configuration: proxy.logLevel = "all": "all" is not supported: use "trace" for the most detail (flag --log_level)`},
 		{"agent log level all from env", RunAgent, nil, map[string]string{"AGENT_LOG_LEVEL": "all"},
 			`invalid configuration: agent.logLevel = "all": "all" is not supported: use "trace" for the most detail (env AGENT_LOG_LEVEL)`},
-		{"proxy token not wired", RunProxy, []string{"--agent_token", "s3cret"}, nil,
-			"proxy.agentToken (--agent_token): not supported by this build yet; refusing to start without the protection it asks for"},
-		{"agent TLS not wired", RunAgent, []string{"--trust", "ca.pem"}, nil,
-			"agent.tls.* (--cert, --key, --trust, --override): not supported by this build yet; refusing to start without the protection it asks for"},
+		{"proxy token with white space", RunProxy, []string{"--agent_token", "s3cret "}, nil,
+			"invalid configuration: proxy.agentToken = <redacted>: a token must not start or end with white space (flag --agent_token)"},
+		{"agent token not printable", RunAgent, nil, map[string]string{"AGENT_TOKEN": "s3cret\x7f"},
+			"invalid configuration: agent.agentToken = <redacted>: a token must be printable ASCII, to travel in an HTTP header (env AGENT_TOKEN)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/lmittmann/tint"
+
+	"github.com/promproxy/promproxy/internal/redact"
 )
 
 // LevelTrace is below debug: the Kotlin programs' most detailed level.
@@ -32,9 +34,20 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: traceName("TRACE")}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: replaceAttr("TRACE")}))
 	}
-	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, NoColor: !isTerminal(w), ReplaceAttr: traceName("TRC")}))
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, NoColor: !isTerminal(w), ReplaceAttr: replaceAttr("TRC")}))
+}
+
+// replaceAttr names the trace level and, as a second line of defence
+// behind code that never logs secrets, masks attributes named like one
+// and the credentials and query values of URLs in any attribute, the
+// message included.
+func replaceAttr(trace string) func([]string, slog.Attr) slog.Attr {
+	level := traceName(trace)
+	return func(groups []string, a slog.Attr) slog.Attr {
+		return redact.ReplaceAttr(groups, level(groups, a))
+	}
 }
 
 // traceName names the trace level, which slog would print as DEBUG-4.

@@ -35,9 +35,6 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	}
 	cfg := &loaded.Config
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err := proxySecurity(cfg); err != nil {
-		return err
-	}
 	warnInert(log, loaded.Schema, cfg, config.DefaultProxy(), loaded.Sources)
 	// WIRING: service discovery (proxy.service.discovery.*) and the web
 	// dashboard (proxy.ui.*) go into server.Options here once the server
@@ -102,6 +99,7 @@ func proxyOptions(cfg *config.Proxy, h hooks) server.Options {
 	o.ShutdownGracePeriod = secs(cfg.Internal.ShutdownGracePeriodSecs)
 	o.Keepalive = keepalive(cfg.GRPC.KeepAliveTimeSecs, cfg.GRPC.KeepAliveTimeoutSecs)
 	o.Version = version.Get().Version
+	proxySecurity(cfg, &o)
 	return o
 }
 

@@ -1,47 +1,29 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/promproxy/promproxy/internal/config"
+	"github.com/promproxy/promproxy/server"
 )
 
-// WIRING: TLS, agent tokens and per-agent identities are decoded and
-// validated by internal/config, but the server and client options that
-// would carry them do not exist yet. Until they are wired here, a
-// configuration that asks for them is refused rather than run without the
-// protection the operator asked for.
-
-// proxySecurity maps the proxy's security settings (proxy.tls.*,
-// proxy.agentToken, proxy.auth) onto server.Options.
-func proxySecurity(cfg *config.Proxy) error {
-	switch {
-	case cfg.TLS.CertChainFilePath != "" || cfg.TLS.TrustCertCollectionFilePath != "":
-		return unwired("proxy.tls.* (--cert, --key, --trust)")
-	case cfg.AgentToken != "":
-		return unwired("proxy.agentToken (--agent_token)")
-	case len(cfg.Auth) > 0:
-		return unwired("proxy.auth")
+// proxySecurity maps the proxy's security settings onto o: TLS on the
+// agent listener (proxy.tls.*), the shared agent token, the per-agent
+// identities (proxy.auth) and the web configuration of the listeners
+// Prometheus and operators use. The config loader has already checked
+// their combinations; server.New checks the files.
+func proxySecurity(cfg *config.Proxy, o *server.Options) {
+	o.TLSCertFile = cfg.TLS.CertChainFilePath
+	o.TLSKeyFile = cfg.TLS.PrivateKeyFilePath
+	o.TLSTrustFile = cfg.TLS.TrustCertCollectionFilePath
+	o.AgentToken = cfg.AgentToken
+	o.WebConfigFile = cfg.WebConfigFile
+	o.Identities = nil
+	for _, id := range cfg.Auth {
+		o.Identities = append(o.Identities, server.Identity{
+			Name:        id.Name,
+			Token:       id.Token,
+			Paths:       id.Paths,
+			CertSubject: id.CertSubject,
+			CertSANs:    id.CertSANs,
+		})
 	}
-	return nil
-}
-
-// agentSecurity maps the agent's security settings (agent.tls.*,
-// agent.agentToken, agent.http trust settings) onto client.Options.
-func agentSecurity(cfg *config.Agent) error {
-	switch {
-	case cfg.TLS.CertChainFilePath != "" || cfg.TLS.TrustCertCollectionFilePath != "" || cfg.TLS.OverrideAuthority != "":
-		return unwired("agent.tls.* (--cert, --key, --trust, --override)")
-	case cfg.AgentToken != "":
-		return unwired("agent.agentToken (--agent_token)")
-	case cfg.HTTP.EnableTrustAllX509Certificates:
-		return unwired("agent.http.enableTrustAllX509Certificates (--trust_all_x509)")
-	case cfg.HTTP.TrustStorePath != "":
-		return unwired("agent.http.trustStorePath (--https_truststore)")
-	}
-	return nil
-}
-
-func unwired(what string) error {
-	return fmt.Errorf("%s: not supported by this build yet; refusing to start without the protection it asks for", what)
 }

@@ -6,7 +6,7 @@ type Agent struct {
 	Name                    string `koanf:"name" flag:"name" short:"n" env:"AGENT_NAME" help:"Agent name shown on the proxy; empty means Unnamed-<hostname>."`
 	Consolidated            bool   `koanf:"consolidated" flag:"consolidated" short:"o" env:"CONSOLIDATED" help:"Share paths with other consolidated agents instead of displacing them."`
 	TransportFilterDisabled bool   `koanf:"transportFilterDisabled" flag:"tf_disabled" env:"TRANSPORT_FILTER_DISABLED" compat:"a closed stream is always detected at once; there is no gRPC transport filter to disable" help:"Disable the gRPC transport filter."`
-	AgentToken              string `koanf:"agentToken" flag:"agent_token" env:"AGENT_TOKEN" secret:"true" help:"Token presented to the proxy; empty sends none."`
+	AgentToken              string `koanf:"agentToken" flag:"agent_token" env:"AGENT_TOKEN" secret:"true" check:"token" help:"Token presented to the proxy; empty sends none."`
 	ChunkContentSizeKbs     int    `koanf:"chunkContentSizeKbs" flag:"chunk" env:"CHUNK_CONTENT_SIZE_KBS" check:"range=1..4096" help:"Bodies larger than this many KiB are sent in chunks of this size."`
 	MinGzipSizeBytes        int    `koanf:"minGzipSizeBytes" flag:"gzip" env:"MIN_GZIP_SIZE_BYTES" check:"nonneg" help:"Bodies at least this large are gzipped before they are sent to the proxy."`
 	ScrapeTimeoutSecs       int    `koanf:"scrapeTimeoutSecs" flag:"timeout" env:"SCRAPE_TIMEOUT_SECS" check:"positive" help:"Longest a target fetch may take, retries included; the proxy's deadline wins when shorter."`
@@ -14,6 +14,7 @@ type Agent struct {
 	LogLevel                string `koanf:"logLevel" flag:"log_level" env:"AGENT_LOG_LEVEL" check:"loglevel" help:"Log level: trace, debug, info, warn, error or off."`
 	LogFormat               string `koanf:"logFormat" flag:"log_format" env:"AGENT_LOG_FORMAT" check:"oneof=text|json" new:"true" help:"Log format: text (human-readable) or json (for log shippers)."`
 	ListenHost              string `koanf:"listenHost" flag:"listen_host" env:"AGENT_LISTEN_HOST" new:"true" help:"Address the admin and metrics listeners bind to; empty means all interfaces."`
+	WebConfigFile           string `koanf:"webConfigFile" flag:"web.config.file" env:"WEB_CONFIG_FILE" path:"true" new:"true" help:"Prometheus web configuration file (exporter-toolkit format: TLS, client certificates, basic auth) for the admin and metrics listeners."`
 
 	Proxy struct {
 		Hostname string `koanf:"hostname" flag:"proxy" short:"p" env:"PROXY_HOSTNAME" check:"proxylist" help:"Proxy to connect to: host, host:port, or https://host:port; a comma-separated list is tried in order (failover)."`
@@ -22,8 +23,8 @@ type Agent struct {
 
 	HTTP struct {
 		EnableTrustAllX509Certificates bool   `koanf:"enableTrustAllX509Certificates" flag:"trust_all_x509" env:"TRUST_ALL_X509_CERTIFICATES" help:"Do not verify the certificates of https targets (development only)."`
-		TrustStorePath                 string `koanf:"trustStorePath" flag:"https_truststore" env:"HTTPS_TRUST_STORE_PATH" path:"true" help:"PEM CA bundle https targets are verified against; empty uses the system roots."`
-		TrustStorePassword             string `koanf:"trustStorePassword" flag:"https_truststore_password" env:"HTTPS_TRUST_STORE_PASSWORD" secret:"true" help:"Password of the trust store (a PEM bundle has none)."`
+		TrustStorePath                 string `koanf:"trustStorePath" flag:"https_truststore" env:"HTTPS_TRUST_STORE_PATH" path:"true" help:"PEM CA bundle whose CAs are added to the system roots for verifying https targets (convert a Java keystore to PEM first)."`
+		TrustStorePassword             string `koanf:"trustStorePassword" flag:"https_truststore_password" env:"HTTPS_TRUST_STORE_PASSWORD" secret:"true" compat:"the trust store is a PEM bundle, which has no password; convert a Java keystore to PEM (docs/security.md)" help:"Password of the trust store."`
 		MaxConcurrentClients           int    `koanf:"maxConcurrentClients" flag:"max_concurrent_clients" env:"MAX_CONCURRENT_CLIENTS" check:"positive" help:"Concurrent fetches of one path's target."`
 		ClientTimeoutSecs              int    `koanf:"clientTimeoutSecs" flag:"client_timeout_secs" env:"CLIENT_TIMEOUT_SECS" check:"positive" help:"Timeout of every HTTP request to a target."`
 		MaxContentLengthMBytes         int    `koanf:"maxContentLengthMBytes" flag:"max_content_length_mbytes" env:"AGENT_MAX_CONTENT_LENGTH_MBYTES" check:"positive" help:"Largest target body, in MiB, enforced while reading."`

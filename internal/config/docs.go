@@ -74,6 +74,8 @@ func allowedText(check string) string {
 		return "Allowed: " + strings.Join(LogLevels, ", ") + "."
 	case "segment":
 		return "Allowed: one URL path segment."
+	case "token":
+		return "Allowed: printable ASCII without leading or trailing white space."
 	}
 	return ""
 }

@@ -13,8 +13,9 @@ type Proxy struct {
 	Agent struct {
 		Port int `koanf:"port" flag:"agent_port" short:"a" env:"AGENT_PORT" check:"listenport" help:"Port agents connect to."`
 	} `koanf:"agent"`
-	AgentToken              string         `koanf:"agentToken" flag:"agent_token" env:"AGENT_TOKEN" secret:"true" help:"Pre-shared token every agent must present; empty disables the check."`
-	Auth                    []AuthIdentity `koanf:"auth" help:"Per-agent identities: a list of {name, token, paths}; an agent may register only paths matching its identity's globs (* and ?; an empty list allows all). Config file only."`
+	AgentToken              string         `koanf:"agentToken" flag:"agent_token" env:"AGENT_TOKEN" secret:"true" check:"token" help:"Pre-shared token every agent must present; empty disables the check. With proxy.auth it is one more identity, allowed every path."`
+	Auth                    []AuthIdentity `koanf:"auth" help:"Per-agent identities: a list of {name, token, certSubject, certSANs, paths}. An agent proves its identity with the token, a client certificate matching certSubject/certSANs (mutual TLS), or both, and may register only paths matching the identity's globs (* and ?; an empty list allows all). Config file only."`
+	WebConfigFile           string         `koanf:"webConfigFile" flag:"web.config.file" env:"WEB_CONFIG_FILE" path:"true" new:"true" help:"Prometheus web configuration file (exporter-toolkit format: TLS, client certificates, basic auth) for the scrape, admin and metrics listeners; the agent port uses proxy.tls instead."`
 	TransportFilterDisabled bool           `koanf:"transportFilterDisabled" flag:"tf_disabled" env:"TRANSPORT_FILTER_DISABLED" compat:"a closed agent stream is always detected at once; there is no gRPC transport filter to disable" help:"Disable the gRPC transport filter."`
 	ReflectionDisabled      bool           `koanf:"reflectionDisabled" flag:"ref_disabled" env:"REFLECTION_DISABLED" compat:"gRPC reflection is not served" help:"Disable gRPC reflection."`
 	LogLevel                string         `koanf:"logLevel" flag:"log_level" env:"PROXY_LOG_LEVEL" check:"loglevel" help:"Log level: trace, debug, info, warn, error or off."`
@@ -72,12 +73,14 @@ type Proxy struct {
 	} `koanf:"internal"`
 }
 
-// AuthIdentity is one entry of proxy.auth: an agent identity and the
-// paths it may register.
+// AuthIdentity is one entry of proxy.auth: an agent identity, how an agent
+// proves it holds it, and the paths it may register.
 type AuthIdentity struct {
-	Name  string   `koanf:"name" help:"Identity name, unique."`
-	Token string   `koanf:"token" secret:"true" help:"Token agents of this identity present."`
-	Paths []string `koanf:"paths" help:"Path globs this identity may register; empty allows all."`
+	Name        string   `koanf:"name" help:"Identity name, unique."`
+	Token       string   `koanf:"token" secret:"true" help:"Token agents of this identity present; may be empty when the identity is bound to a certificate."`
+	CertSubject string   `koanf:"certSubject" help:"Client certificate subject (RFC 2253, e.g. CN=agent-a,O=Team A) or common name agents of this identity present; needs mutual TLS."`
+	CertSANs    []string `koanf:"certSANs" help:"Client certificate subject alternative names (DNS, URI, e-mail or IP), any of which identifies this identity; needs mutual TLS."`
+	Paths       []string `koanf:"paths" help:"Path globs this identity may register; empty allows all."`
 }
 
 // ProxyAdmin is the proxy's admin listener.

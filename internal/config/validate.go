@@ -119,6 +119,10 @@ func (c *checker) checkString(f *Field, s string) {
 		if _, err := ProxyAddresses(s, 50051); err != nil {
 			c.badf(f.Key, s, "%v", err)
 		}
+	case "token":
+		if msg := checkToken(s); msg != "" {
+			c.badf(f.Key, s, "%s", msg)
+		}
 	default:
 		panic("config: unknown check " + f.Check + " on " + f.Key)
 	}
@@ -151,6 +155,21 @@ func ProxyAddresses(hostnames string, defaultPort int) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkToken says why a token cannot travel in an HTTP header unchanged,
+// or returns "". Both programs would refuse such a token at startup; here
+// the message names the key it came from.
+func checkToken(t string) string {
+	if strings.TrimSpace(t) != t {
+		return "a token must not start or end with white space"
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x20 || t[i] > 0x7e {
+			return "a token must be printable ASCII, to travel in an HTTP header"
+		}
+	}
+	return ""
 }
 
 func isHTTPURL(s string) bool {
