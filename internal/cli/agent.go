@@ -43,6 +43,7 @@ func RunAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	proxy := fs.String("proxy", getenv("PROXY_HOSTNAME", ""), "proxy address host:port; a comma-separated list is tried in order [PROXY_HOSTNAME]")
 	name := fs.String("name", getenv("AGENT_NAME", ""), "agent name [AGENT_NAME]")
 	fs.BoolVar(&opts.Consolidated, "consolidated", false, "share paths with other consolidated agents")
+	maxContent := fs.Int64("max_content_length_mbytes", opts.MaxContentLength>>20, "largest target body in MiB, enforced while reading")
 	logLevel := fs.String("log_level", "info", "log level: trace, debug, info, warn, error, off")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,6 +81,7 @@ func RunAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	if opts.AgentName == "" {
 		opts.AgentName, _ = os.Hostname()
 	}
+	opts.MaxContentLength = *maxContent << 20
 	opts.Logger, opts.Registerer = log, prometheus.NewRegistry()
 	a, err := client.New(opts)
 	if err != nil {
