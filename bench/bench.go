@@ -120,7 +120,7 @@ func (b *bench) waitReady(ctx context.Context, urls []string, procs ...*proc) er
 				}
 			}
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, _, err := fetchOnce(rctx, b.client, u, nil)
+			_, _, err := fetchOnce(rctx, b.client, u, scrapeHeaders)
 			cancel()
 			if err == nil {
 				break
