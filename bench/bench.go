@@ -176,6 +176,7 @@ func (b *bench) startPair(ctx context.Context, paths map[string]string) (*pair, 
 		proxy.stop()
 		return nil, err
 	}
+	b.logf("proxy pid %d, agent pid %d, %d paths ready", proxy.proxy.pid(), proxy.agent.pid(), len(paths))
 	return proxy, nil
 }
 

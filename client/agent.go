@@ -82,7 +82,11 @@ func New(opts Options) (*Agent, error) {
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			TLSClientConfig:     opts.TargetTLSConfig,
-			MaxIdleConnsPerHost: max(opts.MaxConcurrentClients, 2),
+			// Several paths often point at one host (exporters behind one
+			// address, or one exporter under several names); keeping fewer
+			// idle connections than fetches in flight would open and close a
+			// connection for most scrapes.
+			MaxIdleConnsPerHost: min(max(opts.MaxConcurrentClients*len(targets), 2), opts.MaxInFlightScrapes),
 			IdleConnTimeout:     90 * time.Second,
 			// The agent asks for gzip itself and passes compressed bodies
 			// through untouched; transparent decompression would undo that.
