@@ -76,7 +76,7 @@ func New(opts Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(reg, a.launchID, opts.AgentName)
-	a.proxyClient = &http.Client{Transport: transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)}
+	a.proxyClient = &http.Client{Transport: wholeMessages{transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)}}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
