@@ -80,8 +80,8 @@ func New(opts Options) (*Agent, error) {
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     opts.TargetTLSConfig,
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: opts.TargetTLSConfig,
 			// Several paths often point at one host (exporters behind one
 			// address, or one exporter under several names); keeping fewer
 			// idle connections than fetches in flight would open and close a
