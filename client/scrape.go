@@ -60,8 +60,8 @@ func (c *credit) take(ctx context.Context) error {
 	}
 }
 
-// startScrape answers a scrape request in its own goroutine, so that a slow
-// target never holds up the session's other scrapes.
+// startScrape answers a scrape request on a goroutine of its own (a reused
+// worker), so that a slow target never holds up the session's other scrapes.
 func (s *session) startScrape(req *promproxyv1.ScrapeRequest) {
 	a := s.a
 	id := req.GetScrapeId()
@@ -106,7 +106,7 @@ func (s *session) startScrape(req *promproxyv1.ScrapeRequest) {
 	s.mu.Unlock()
 	a.inFlight.Add(1)
 	a.metrics.backlog.Inc()
-	go func() {
+	s.workers.run(s.ctx, func() {
 		defer s.wg.Done()
 		defer func() {
 			cancelTimeout()
@@ -118,7 +118,7 @@ func (s *session) startScrape(req *promproxyv1.ScrapeRequest) {
 			a.metrics.backlog.Dec()
 		}()
 		s.scrape(ctx, id, t, req, st.credit)
-	}()
+	})
 }
 
 var errTargetTimeout = errors.New("target did not answer within the scrape timeout")
