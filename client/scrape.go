@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,12 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	// klauspost's gzip writes the same format as compress/gzip at twice the
+	// speed at BestSpeed (1 MB of exposition text: 1.65 ms instead of
+	// 3.43 ms on the bench machine), and it is already in the module graph
+	// through client_golang.
+	"github.com/klauspost/compress/gzip"
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 )
