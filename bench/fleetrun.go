@@ -70,8 +70,23 @@ func (b *bench) runFleet(ctx context.Context) []row {
 		b.logf("fleet: measuring at rest for %s", b.o.idleFor)
 		sleepCtx(ctx, 2*time.Second) // let the scrapes above and the GC settle
 		u0 := b.sampleUsage(pp)
+		var prof sync.WaitGroup
+		if b.o.profile != "" {
+			prof.Go(func() {
+				q := fmt.Sprintf("profile?seconds=%d", max(1, int(b.o.idleFor.Seconds())-1))
+				if err := b.saveProfile(ctx, p, q, "fleet-idle-proxy-cpu.pprof"); err != nil {
+					b.logf("%v", err)
+				}
+			})
+		}
 		sleepCtx(ctx, b.o.idleFor)
 		u1 := b.sampleUsage(pp)
+		prof.Wait()
+		if b.o.profile != "" {
+			if err := b.saveProfile(ctx, p, "heap", "fleet-idle-proxy-heap.pprof"); err != nil {
+				b.logf("%v", err)
+			}
+		}
 		idle.others = u1.othersSince(u0)
 		m, err := readMemory(pp)
 		if err != nil {
