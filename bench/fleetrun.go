@@ -62,9 +62,11 @@ func (b *bench) runFleet(ctx context.Context) []row {
 	cold := time.Since(coldStart)
 	b.logf("fleet: %d agents registered in %s", n, cold.Round(time.Millisecond))
 	anyAgent := func() *simAgent { return f.agents[rand.IntN(len(f.agents))] }
-	if ok, bad, err := b.scrapeFleet(ctx, p, anyAgent, 8, 500, 0); bad > 0 {
+	ok, bad, err := b.scrapeFleet(ctx, p, anyAgent, 8, 500, 0)
+	if bad > 0 {
 		return fail(fmt.Errorf("%d of %d scrapes of the fleet failed, first: %w", bad, ok+bad, err))
 	}
+	idle.checked = ok
 
 	if b.o.scenarios["fleet-idle"] {
 		b.logf("fleet: measuring at rest for %s", b.o.idleFor)
@@ -139,6 +141,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 	u1 := b.sampleUsage(pp)
 	storm.others = u1.othersSince(u0)
 	storm.peakProxy = peakRSS(pp, sampler.finish()[0], reset)
+	storm.checked = sc.ok
 	cpu := 100 * (u1.byProc[pp] - u0.byProc[pp]).Seconds() / u1.at.Sub(u0.at).Seconds()
 	if err != nil {
 		storm.err = err

@@ -47,9 +47,9 @@ func (b *bench) printReport(w io.Writer, rows []row) {
 	}
 	checked := 0
 	for _, r := range rows {
-		checked += r.direct.scrapes + r.proxied.scrapes
+		checked += r.checked
 	}
-	fmt.Fprintf(w, "\n%d scraped bodies checked byte for byte against the direct scrape.\n", checked)
+	fmt.Fprintf(w, "\n%d scraped bodies checked byte for byte against the direct scrape (the fleet's against what each agent serves).\n", checked)
 	if len(notes) > 0 {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}

@@ -43,6 +43,8 @@ type row struct {
 	result  string
 	verdict string
 	err     error
+	// checked counts the bodies compared byte for byte, warm-up included.
+	checked int
 }
 
 func (b *bench) runAll(ctx context.Context) ([]row, error) {
@@ -180,6 +182,7 @@ func (b *bench) runScrape(ctx context.Context, sc scrapeScenario, enc string) ro
 
 	warm := runLoad(ctx, b.client, proxied, sc.conc, b.o.warmup, ref)
 	warm.merge(runLoad(ctx, b.client, direct, sc.conc, b.o.warmup, ref))
+	r.checked = warm.scrapes
 	if warm.errors > 0 {
 		r.err = fmt.Errorf("%d failed scrapes during warm-up, first: %w", warm.errors, warm.firstErr)
 		return r
@@ -226,6 +229,7 @@ func (b *bench) runScrape(ctx context.Context, sc scrapeScenario, enc string) ro
 			b.logf("%v", err)
 		}
 	}
+	r.checked += r.direct.scrapes + r.proxied.scrapes
 	for _, ph := range []*phase{&r.direct, &r.proxied} {
 		if ph.errors > 0 && r.err == nil {
 			r.err = fmt.Errorf("%d failed scrapes, first: %w", ph.errors, ph.firstErr)
@@ -318,6 +322,7 @@ func (b *bench) runIdleAgent(ctx context.Context) row {
 	}
 	defer p.stop()
 	r.proxied = runLoad(ctx, b.client, []string{p.scrapeBase + "/idle"}, 1, 100*time.Millisecond, b.refs["10k/gzip"])
+	r.checked = r.proxied.scrapes
 	u0 := b.sampleUsage(p.proxy.pid(), p.agent.pid())
 	select {
 	case <-ctx.Done():
