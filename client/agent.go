@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/promproxy/promproxy/internal/transport"
 )
 
 // Agent connects to a proxy and serves scrapes of its paths.
@@ -57,7 +55,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	bases := make([]string, len(opts.ProxyURLs))
 	for i, u := range opts.ProxyURLs {
-		bases[i], _ = proxyBaseURL(u, opts.TLSConfig != nil)
+		bases[i], _ = proxyBaseURL(u, opts.proxyTLSEnabled())
 	}
 	host, _ := os.Hostname()
 	var b [8]byte
@@ -76,12 +74,20 @@ func New(opts Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(reg, a.launchID, opts.AgentName)
-	a.proxyClient = &http.Client{Transport: wholeMessages{transport.NewClientTransport(opts.TLSConfig, opts.Keepalive)}}
+	proxyRT, err := newProxyTransport(&opts, bases, a.log)
+	if err != nil {
+		return nil, err
+	}
+	targetTLS, err := targetTLSConfig(&opts, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.proxyClient = &http.Client{Transport: wholeMessages{proxyRT}}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
 			Proxy:           http.ProxyFromEnvironment,
-			TLSClientConfig: opts.TargetTLSConfig,
+			TLSClientConfig: targetTLS,
 			// Several paths often point at one host (exporters behind one
 			// address, or one exporter under several names); keeping fewer
 			// idle connections than fetches in flight would open and close a
@@ -140,12 +146,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			idx, attempt = (idx+1)%len(a.bases), 0
 			delay = a.opts.Backoff.Delay(0) / 4
 		case established:
-			log.Warn("session with proxy ended; reconnecting", "err", err)
+			log.Warn("session with proxy ended; reconnecting", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
 			idx, attempt = 0, 0
 			delay = a.opts.Backoff.Delay(0)
 		default:
 			a.metrics.connects.WithLabelValues("failure").Inc()
-			log.Warn("cannot connect to proxy", "err", err)
+			log.Warn("cannot connect to proxy", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
 			idx = (idx + 1) % len(a.bases)
 			if idx == 0 {
 				delay = a.opts.Backoff.Delay(attempt)

@@ -14,7 +14,7 @@ import (
 // Without this, every message costs the agent two write syscalls and the
 // proxy, whose HTTP/2 server reads frames unbuffered, four reads.
 type wholeMessages struct {
-	base *http.Transport
+	base http.RoundTripper
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -28,7 +28,11 @@ func (t wholeMessages) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections closes the base transport's idle connections.
-func (t wholeMessages) CloseIdleConnections() { t.base.CloseIdleConnections() }
+func (t wholeMessages) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
 
 // envelopeReader returns a gRPC-framed stream one whole message per Read
 // when the caller's buffer can hold it. The bytes are those of the stream,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,11 @@ type fakeSession struct {
 	end    chan error
 	msgs   chan *promproxyv1.SessionRequest
 	rxErr  chan error
+
+	// mu orders the test's sends against the handler's return: a stream
+	// must not be used once its handler has returned.
+	mu     sync.Mutex
+	closed bool
 }
 
 func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse]) error {
@@ -61,14 +67,16 @@ func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[prom
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	var err error
 	select {
-	case err := <-s.end:
-		return err
+	case err = <-s.end:
 	case <-rxDone: // the agent closed its side
-		return nil
 	case <-ctx.Done():
-		return nil
 	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return err
 }
 
 func startFakeProxy(t *testing.T) *fakeProxy {
@@ -107,6 +115,11 @@ func (f *fakeProxy) accept(t *testing.T) *fakeSession {
 
 func (s *fakeSession) send(m *promproxyv1.SessionResponse) {
 	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.t.Fatal("send on a session that has ended")
+	}
 	if err := s.stream.Send(m); err != nil {
 		s.t.Fatalf("send: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promproxy/promproxy/internal/backoff"
+	"github.com/promproxy/promproxy/internal/redact"
 	"github.com/promproxy/promproxy/internal/transport"
 )
 
@@ -82,6 +83,32 @@ type Options struct {
 	TLSConfig *tls.Config
 	// TargetTLSConfig verifies https targets; nil uses the system roots.
 	TargetTLSConfig *tls.Config
+
+	// TLSCertFile and TLSKeyFile are the agent's client certificate for
+	// mutual TLS with the proxy (--cert, --key). They are reloaded when
+	// they change.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSTrustFile holds the CAs that may sign the proxy's certificate
+	// (--trust); when TLS is on without it, the system's CAs are trusted.
+	// It is reloaded when it changes. Any TLS setting turns TLS on and makes
+	// bare proxy addresses https.
+	TLSTrustFile string
+	// TLSOverrideAuthority is the name the proxy's certificate must carry
+	// instead of the host name in ProxyURLs; it is also sent as the
+	// request authority (--override).
+	TLSOverrideAuthority string
+	// AgentToken is sent to the proxy in the agent-token header
+	// (--agent_token, AGENT_TOKEN). It is never logged.
+	AgentToken string
+	// TargetTrustFile adds the CAs of a PEM file to the system's for
+	// verifying https targets (--https_truststore; a Java keystore must be
+	// converted to PEM first).
+	TargetTrustFile string
+	// TargetInsecureSkipVerify turns off verification of https targets
+	// (--trust_all_x509). For development only; a warning is logged at
+	// startup.
+	TargetInsecureSkipVerify bool
 	// Version is sent to the proxy and used in the User-Agent.
 	Version string
 
@@ -125,8 +152,8 @@ func (o *Options) validate() (map[string]*target, error) {
 		bad("ProxyURLs", "[]", "at least one proxy address is required")
 	}
 	for i, u := range o.ProxyURLs {
-		if _, err := proxyBaseURL(u, o.TLSConfig != nil); err != nil {
-			bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", u), err.Error())
+		if _, err := proxyBaseURL(u, o.proxyTLSEnabled()); err != nil {
+			bad(fmt.Sprintf("ProxyURLs[%d]", i), fmt.Sprintf("%q", redact.URL(u)), redact.Error(err))
 		}
 	}
 	if o.MaxConcurrentClients < 1 {
@@ -168,11 +195,12 @@ func (o *Options) validate() (map[string]*target, error) {
 		}
 		u, err := url.Parse(p.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(field+".URL", fmt.Sprintf("%q", redactURL(p.URL)), "must be an absolute http:// or https:// URL")
+			bad(field+".URL", fmt.Sprintf("%q", redact.URL(p.URL)), "must be an absolute http:// or https:// URL")
 			continue
 		}
 		targets[p.Path] = &target{PathConfig: p, url: u, sem: make(chan struct{}, max(o.MaxConcurrentClients, 1))}
 	}
+	errs = append(errs, o.validateSecurity()...)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -230,23 +258,4 @@ func proxyBaseURL(addr string, tlsOn bool) (string, error) {
 		return "", errors.New("https:// needs TLS settings (--cert/--key/--trust)")
 	}
 	return u.Scheme + "://" + u.Host, nil
-}
-
-// redactURL drops userinfo and query values from a URL for logs.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
 }

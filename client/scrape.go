@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
+	"github.com/promproxy/promproxy/internal/redact"
 )
 
 var errCancelledByProxy = errors.New("scrape cancelled by the proxy")
@@ -204,15 +205,9 @@ func (s *session) scrape(ctx context.Context, id uint64, t *target, req *prompro
 
 func classifyFetchError(ctx context.Context, err error, t *target) (promproxyv1.ScrapeFailure, string) {
 	if errors.Is(context.Cause(ctx), errTargetTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_TIMEOUT, fmt.Sprintf("target %s did not answer in time", redactURL(t.URL))
+		return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_TIMEOUT, fmt.Sprintf("target %s did not answer in time", redact.URL(t.URL))
 	}
-	return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_ERROR, fmt.Sprintf("fetching %s: %s", redactURL(t.URL), redactErr(err, t.URL))
-}
-
-// redactErr removes the target URL, which may hold secrets, from an error
-// message, replacing it with its redacted form.
-func redactErr(err error, raw string) string {
-	return string(bytes.ReplaceAll([]byte(err.Error()), []byte(raw), []byte(redactURL(raw))))
+	return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_ERROR, fmt.Sprintf("fetching %s: %s", redact.URL(t.URL), redact.Error(err))
 }
 
 // fetch performs the target request, retrying failures that happened
@@ -225,13 +220,7 @@ func (s *session) fetch(ctx context.Context, t *target, req *promproxyv1.ScrapeR
 		return nil, fmt.Errorf("waiting for one of the path's %d client slots: %w", cap(t.sem), context.Cause(ctx))
 	}
 	u := *t.url
-	if q := req.GetQuery(); q != "" {
-		if u.RawQuery != "" {
-			u.RawQuery += "&" + q
-		} else {
-			u.RawQuery = q
-		}
-	}
+	u.RawQuery = mergeQuery(t.url.RawQuery, req.GetQuery())
 	var lastErr error
 	for attempt := 0; attempt <= a.opts.ScrapeMaxRetries; attempt++ {
 		hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -417,7 +406,7 @@ func readFailure(err error, limit int64) (promproxyv1.ScrapeFailure, string) {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errTargetTimeout) {
 		return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_TIMEOUT, "target did not finish its body in time"
 	}
-	return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_ERROR, "reading target body: " + err.Error()
+	return promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UPSTREAM_ERROR, "reading target body: " + redact.Error(err)
 }
 
 // streamRaw sends the body as it is, one full buffer per frame.

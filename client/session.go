@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -88,6 +89,13 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 		Labels:       a.opts.Labels,
 		Version:      a.opts.Version,
 	}}}); err != nil {
+		// A refused stream fails Send with io.EOF; the proxy's reason (or
+		// the TLS failure) is what Receive returns.
+		if errors.Is(err, io.EOF) {
+			if _, rerr := stream.Receive(); rerr != nil && !errors.Is(rerr, io.EOF) {
+				err = rerr
+			}
+		}
 		regTimer.Stop()
 		return false, sessionErr(ctx, err)
 	}
@@ -142,7 +150,9 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		s.watchdog(ctx, cancel, rxCh, 3*heartbeat)
+		// The floor keeps very short test intervals from making a
+		// merely busy proxy look dead.
+		s.watchdog(ctx, cancel, rxCh, max(3*heartbeat, 5*time.Second))
 	}()
 
 	for _, t := range a.targets {

@@ -31,6 +31,9 @@ type agentConn struct {
 	remoteAddr   string
 	version      string
 	connectedAt  time.Time
+	// identity is who the agent authenticated as; set before the agent is
+	// added to the registry and never changed.
+	identity *identity
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	nextScrapeID atomic.Uint64

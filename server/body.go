@@ -7,6 +7,7 @@ import (
 	"io"
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
+	"github.com/promproxy/promproxy/internal/redact"
 )
 
 // Integrity failures of a streamed body.
@@ -95,7 +96,7 @@ func (b *bodyStream) advance() ([]byte, error) {
 		}
 		if t := f.GetTrailer(); t != nil {
 			if t.GetFailure() != promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UNSPECIFIED {
-				b.err = &failureError{failure: t.GetFailure(), message: t.GetMessage()}
+				b.err = &failureError{failure: t.GetFailure(), message: redact.Text(t.GetMessage())}
 				return nil, b.err
 			}
 			if t.GetBodyLength() != b.n || t.GetBodyCrc32() != b.crc || (b.declared >= 0 && b.declared != b.n) {

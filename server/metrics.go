@@ -102,11 +102,11 @@ func newMetrics(reg prometheus.Registerer, r *registry) *metrics {
 			Name: "proxy_chunk_context_map_size",
 			Help: "Scrape bodies being streamed in more than one frame.",
 		}),
-		cumulativeBacklog: f.NewGauge(prometheus.GaugeOpts{
-			Name: "proxy_cumulative_agent_backlog_size",
-			Help: "Scrape requests queued for agents but not yet sent.",
-		}),
 	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "proxy_cumulative_agent_backlog_size",
+		Help: "Messages queued for agents but not yet sent, across all agents.",
+	}, func() float64 { return float64(r.backlog()) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "proxy_agent_map_size",
 		Help: "Connected agents.",

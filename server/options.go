@@ -78,6 +78,34 @@ type Options struct {
 	Keepalive transport.Keepalive
 	// Version is reported to agents and on /version.
 	Version string
+	// MetricsPath is the path of the metrics endpoint on the metrics
+	// listener; empty means "/metrics".
+	MetricsPath string
+	// UnhealthyInFlightScrapes makes /healthcheck report unhealthy while
+	// more scrapes than this are in flight; 0 disables the check.
+	UnhealthyInFlightScrapes int
+
+	// TLSCertFile and TLSKeyFile turn on TLS on the agent listener (--cert,
+	// --key). The files are reloaded when they change; connected agents
+	// keep their connections.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSTrustFile makes the agent listener require a client certificate
+	// signed by one of the file's CAs: mutual TLS (--trust). It needs
+	// TLSCertFile and TLSKeyFile.
+	TLSTrustFile string
+	// AgentToken is the pre-shared token every agent must send (--agent_token,
+	// AGENT_TOKEN). With Identities it acts as one more identity, allowed
+	// every path. It is never logged.
+	AgentToken string
+	// Identities are the per-agent identities (proxy.auth): each limits the
+	// paths its agents may register and owns the paths they serve.
+	Identities []Identity
+	// WebConfigFile is a Prometheus web configuration file
+	// (--web.config.file, the exporter-toolkit format) applied to the
+	// scrape, admin and metrics listeners: TLS, client certificates and
+	// basic auth. The agent listener is configured by the TLS options above.
+	WebConfigFile string
 
 	// Logger receives the proxy's logs. Nil discards them.
 	Logger *slog.Logger
@@ -143,6 +171,9 @@ func (o *Options) validate() error {
 			bad(p.name, p.v, "must be greater than 0")
 		}
 	}
+	if o.UnhealthyInFlightScrapes < 0 {
+		bad("UnhealthyInFlightScrapes", o.UnhealthyInFlightScrapes, "must not be negative")
+	}
 	if o.MaxUnzippedContentSize <= 0 {
 		bad("MaxUnzippedContentSize", o.MaxUnzippedContentSize, "must be greater than 0")
 	}
@@ -157,6 +188,7 @@ func (o *Options) validate() error {
 	default:
 		bad("ConsolidatedMode", fmt.Sprintf("%q", o.ConsolidatedMode), `must be "merge" or "failover"`)
 	}
+	errs = append(errs, o.validateSecurity()...)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -38,6 +38,10 @@ type Proxy struct {
 	stopping     atomic.Bool
 	authWarnOnce sync.Once
 	started      time.Time
+
+	auth         *authenticator
+	agentTLS     bool // the agent listener serves TLS
+	webBasicAuth bool // the web config file asks Prometheus for basic auth
 }
 
 // namedServer is one listener and the server on it.
@@ -65,6 +69,12 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.metrics = newMetrics(reg, p.reg)
 	p.sessions = &sessionService{p: p}
+	p.auth = newAuthenticator(&opts, reg, opts.Logger, p.reg.hasAgent)
+	agentTLS, err := agentTLSConfig(&opts, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	p.agentTLS = agentTLS != nil
 
 	agentMux := http.NewServeMux()
 	agentMux.Handle(promproxyv1connect.NewProxyServiceHandler(p.sessions,
@@ -76,7 +86,6 @@ func New(opts Options) (*Proxy, error) {
 		connect.WithCompressMinBytes(math.MaxInt32),
 	))
 
-	var err error
 	bind := func(name, addr string, srv *http.Server) *namedServer {
 		if err != nil {
 			return nil
@@ -91,7 +100,7 @@ func New(opts Options) (*Proxy, error) {
 		return ns
 	}
 	p.scrapeSrv = bind("scrape", opts.ListenAddr, newHTTPServer(p.scrapeHandler()))
-	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(agentMux, nil, opts.Keepalive))
+	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(agentMux), agentTLS, opts.Keepalive))
 	if opts.AdminEnabled {
 		bind("admin", opts.AdminListenAddr, newHTTPServer(p.adminHandler()))
 	}
@@ -103,8 +112,11 @@ func New(opts Options) (*Proxy, error) {
 		if g == nil {
 			err = errors.Join(err, errors.New("server: option Gatherer is required when metrics are enabled and Registerer is not a Gatherer"))
 		} else {
-			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g)))
+			bind("metrics", opts.MetricsListenAddr, newHTTPServer(metricsHandler(g, opts.MetricsPath)))
 		}
+	}
+	if err == nil {
+		err = p.setupSecurity()
 	}
 	if err != nil {
 		p.closeListeners()
@@ -113,9 +125,11 @@ func New(opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// newHTTPServer returns a server for the plain HTTP listeners. A scrape may
-// legitimately stream for as long as Prometheus' scrape timeout, so the
-// write timeout is the longest a scrape is ever allowed plus a margin.
+// newHTTPServer returns a server for the plain HTTP listeners. There is no
+// WriteTimeout: a large scrape legitimately streams for as long as
+// Prometheus' scrape timeout allows, which the scrape's own deadline
+// enforces. Slow or idle clients are cut by the header, read and idle
+// timeouts.
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -162,7 +176,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	for _, s := range p.servers {
 		g.Go(func() error {
 			p.log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := p.serve(s); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("%s listener: %w", s.name, err)
 			}
 			return nil
@@ -177,6 +191,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return p.shutdown(context.WithoutCancel(ctx))
 	})
 	err := g.Wait()
+	p.sessions.handlers.Wait()
 	p.sessions.receivers.Wait()
 	return err
 }
@@ -251,6 +266,9 @@ func (p *Proxy) removeAgent(c *agentConn) {
 }
 
 func (p *Proxy) warnAuthorizationOnce() {
+	if p.agentTLS {
+		return
+	}
 	p.authWarnOnce.Do(func() {
 		p.log.Warn("forwarding Authorization headers to agents over a channel without TLS; anyone on the path between proxy and agent can read them")
 	})

@@ -112,6 +112,9 @@ type registration struct {
 	accepted  bool
 	reason    string
 	displaced *agentConn
+	// identityConflict marks a refusal because agents of another identity
+	// serve the path.
+	identityConflict bool
 }
 
 // registerPath routes path to c. Between non-consolidated agents the newest
@@ -134,6 +137,12 @@ func (r *registry) registerPath(c *agentConn, path string, labels map[string]str
 			e.owners[i].labels = labels
 			return registration{accepted: true}
 		}
+	}
+	// A path belongs to the identity of the agents serving it: no other
+	// identity may join it or displace them, whatever their flags.
+	if owner := e.owners[0].conn; owner.identity != c.identity {
+		return registration{identityConflict: true, reason: fmt.Sprintf("path %q is served by agent %q of identity %q; identity %q cannot take it over or join it",
+			path, owner.name, owner.identity.label(), c.identity.label())}
 	}
 	switch {
 	case e.consolidated && c.consolidated:
@@ -208,4 +217,15 @@ func (r *registry) allAgents() []*agentConn {
 	r.mu.RUnlock()
 	sort.Slice(all, func(i, j int) bool { return all[i].connectedAt.Before(all[j].connectedAt) })
 	return all
+}
+
+// backlog is the number of messages queued for agents but not yet sent.
+func (r *registry) backlog() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, c := range r.agents {
+		n += len(c.out)
+	}
+	return n
 }

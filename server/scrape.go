@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
+	"github.com/promproxy/promproxy/internal/redact"
 )
 
 // errScrapeTimeout is the cause of a scrape context that hit its deadline,
@@ -206,7 +207,7 @@ func (p *Proxy) start(ctx context.Context, r *http.Request, c *agentConn, path s
 		Path:          path,
 		Query:         r.URL.RawQuery,
 		Accept:        r.Header.Get("Accept"),
-		Authorization: r.Header.Get("Authorization"),
+		Authorization: p.forwardedAuthorization(r),
 		Timeout:       durationpb.New(agentTimeout(timeout)),
 		InitialCredit: p.opts.ScrapeCredit,
 		AcceptGzip:    true,
@@ -226,7 +227,7 @@ func (p *Proxy) start(ctx context.Context, r *http.Request, c *agentConn, path s
 	if f.GetHeader() == nil {
 		x.finish()
 		if t := f.GetTrailer(); t != nil && t.GetFailure() != promproxyv1.ScrapeFailure_SCRAPE_FAILURE_UNSPECIFIED {
-			return nil, x.failure(&failureError{failure: t.GetFailure(), message: t.GetMessage()})
+			return nil, x.failure(&failureError{failure: t.GetFailure(), message: redact.Text(t.GetMessage())})
 		}
 		return nil, x.failure(fmt.Errorf("%w: first frame has no header", errProtocol))
 	}

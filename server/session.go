@@ -32,6 +32,10 @@ type sessionService struct {
 	// receivers tracks receive loops, which may outlive their handler by
 	// the moment it takes the closed request body to unblock them.
 	receivers sync.WaitGroup
+	// handlers tracks Session calls: net/http does not wait for the
+	// handlers of a closed connection, and Run must not return before the
+	// last session has cleaned up after itself.
+	handlers sync.WaitGroup
 }
 
 func newAgentID() string {
@@ -46,6 +50,8 @@ func newAgentID() string {
 // down, or when a send fails; returning closes the request body, which in
 // turn unblocks the receiver.
 func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse]) error {
+	s.handlers.Add(1)
+	defer s.handlers.Done()
 	p := s.p
 	reg, err := s.receiveRegistration(ctx, stream)
 	if err != nil {
@@ -53,7 +59,11 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 		return err
 	}
 	c := newAgentConn(newAgentID(), reg, stream.Peer().Addr)
+	c.identity = identityFrom(ctx)
 	log := p.log.With("agent_id", c.id, "agent_name", c.name, "remote_addr", c.remoteAddr)
+	if err := p.addAgent(c); err != nil {
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
 	if err := stream.Send(&promproxyv1.SessionResponse{Msg: &promproxyv1.SessionResponse_RegisterAgentResult{
 		RegisterAgentResult: &promproxyv1.RegisterAgentResult{
 			AgentId:           c.id,
@@ -61,13 +71,12 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 			HeartbeatInterval: durationpb.New(p.opts.HeartbeatInterval),
 		},
 	}}); err != nil {
+		c.close(err)
+		p.removeAgent(c)
 		return fmt.Errorf("send registration result: %w", err)
 	}
-	if err := p.addAgent(c); err != nil {
-		return connect.NewError(connect.CodeUnavailable, err)
-	}
 	p.metrics.connects.Inc()
-	log.Info("agent connected", "host_name", c.hostName, "consolidated", c.consolidated, "launch_id", c.launchID)
+	log.Info("agent connected", "identity", c.identity.label(), "host_name", c.hostName, "consolidated", c.consolidated, "launch_id", c.launchID)
 
 	s.receivers.Add(1)
 	go func() {
@@ -92,6 +101,10 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 	case errors.Is(cause, errCreditExceeded), errors.Is(cause, errProtocol):
 		log.Warn("agent session ended for a protocol violation", "err", cause)
 		return connect.NewError(connect.CodeInvalidArgument, cause)
+	case connect.CodeOf(cause) == connect.CodeResourceExhausted:
+		p.metrics.protocolViolations.WithLabelValues("oversized_message").Inc()
+		log.Warn("agent session ended: message too large", "err", cause)
+		return connect.NewError(connect.CodeResourceExhausted, cause)
 	default:
 		log.Info("agent session ended", "err", cause)
 		return connect.NewError(connect.CodeUnavailable, cause)
@@ -215,9 +228,15 @@ func (p *Proxy) handleRegisterPath(c *agentConn, m *promproxyv1.RegisterPath, lo
 		res.Reason = err.Error()
 	} else if err := validateLabels(m.GetLabels()); err != nil {
 		res.Reason = err.Error()
+	} else if reason := c.identity.refusePath(path); reason != "" {
+		res.Reason = reason
+		p.auth.countPathRefusal(refusedPathNotAuthorized)
 	} else {
 		r := p.reg.registerPath(c, path, m.GetLabels())
 		res.Accepted, res.Reason = r.accepted, r.reason
+		if r.identityConflict {
+			p.auth.countPathRefusal(refusedPathOwned)
+		}
 		if r.displaced != nil {
 			p.metrics.displacements.Inc()
 			log.Warn("path displaced another agent", "path", path, "displaced_agent_id", r.displaced.id, "displaced_agent_name", r.displaced.name)

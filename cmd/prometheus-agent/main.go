@@ -14,7 +14,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The first signal starts a graceful shutdown; restoring the default
+	// handlers then lets a second signal end the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := cli.RunAgent(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv); err != nil {
 		fmt.Fprintln(os.Stderr, "prometheus-agent:", err)
 		os.Exit(1)

@@ -35,10 +35,13 @@ var DefaultKeepalive = Keepalive{Interval: 8 * time.Second, Timeout: 5 * time.Se
 const flowWindow = 4<<20 - 1
 
 // NewServer returns an http.Server for the agent channel. tlsConfig nil
-// means h2c. There is deliberately no ReadTimeout or WriteTimeout: they
-// would cap the lifetime of every agent session.
+// means h2c. HTTP/1.1 is served too, for the unary debugging RPCs that an
+// operator calls with curl and the Connect protocol's JSON; sessions need
+// HTTP/2 and get it. There is deliberately no ReadTimeout or WriteTimeout:
+// they would cap the lifetime of every agent session.
 func NewServer(h http.Handler, tlsConfig *tls.Config, ka Keepalive) *http.Server {
 	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	if tlsConfig == nil {
 		protocols.SetUnencryptedHTTP2(true)
 	} else {
