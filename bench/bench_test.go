@@ -95,10 +95,10 @@ func TestProcParsing(t *testing.T) {
 	if err != nil || cpu != 1870*time.Millisecond {
 		t.Fatalf("parseStatCPU = %v, %v; want 1.87s (150 + 37 ticks)", cpu, err)
 	}
-	status := []byte("Name:\tprometheus-prox\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nThreads:\t12\n")
+	status := []byte("Name:\tprometheus-prox\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nRssAnon:\t    2048 kB\nThreads:\t12\n")
 	m, err := parseStatus(status)
-	if err != nil || m.rss != 10<<20 || m.peak != 20<<20 {
-		t.Fatalf("parseStatus = %+v, %v; want rss 10 MiB, peak 20 MiB", m, err)
+	if err != nil || m.rss != 10<<20 || m.peak != 20<<20 || m.anon != 2<<20 {
+		t.Fatalf("parseStatus = %+v, %v; want rss 10 MiB, peak 20 MiB, anonymous 2 MiB", m, err)
 	}
 	if _, err := parseStatus([]byte("Name:\tx\nVmRSS:\t1 kB\n")); err == nil {
 		t.Fatal("parseStatus accepted a status without VmHWM")

@@ -29,7 +29,8 @@ func buildBinaries(ctx context.Context, dir string) (proxy, agent string, err er
 	}
 	proxy, agent = filepath.Join(dir, "prometheus-proxy"), filepath.Join(dir, "prometheus-agent")
 	for bin, pkg := range map[string]string{proxy: "./cmd/prometheus-proxy", agent: "./cmd/prometheus-agent"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		// The flags of the build task, so that the bench measures what ships.
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
@@ -154,8 +155,10 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(u+s) * clockTick, nil
 }
 
-// memory is a process's resident set size now and its peak, in bytes.
-type memory struct{ rss, peak int64 }
+// memory is a process's resident set size now and its peak, in bytes, and
+// the anonymous part of rss (heap and stacks, without the pages of the
+// executable), or 0 where the kernel does not say.
+type memory struct{ rss, peak, anon int64 }
 
 func readMemory(pid int) (memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -171,7 +174,7 @@ func parseStatus(b []byte) (memory, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		if !ok || (key != "VmRSS" && key != "VmHWM" && key != "RssAnon") {
 			continue
 		}
 		f := strings.Fields(val)
@@ -182,12 +185,16 @@ func parseStatus(b []byte) (memory, error) {
 		if err != nil {
 			return m, fmt.Errorf("malformed %s line %q: %w", key, sc.Text(), err)
 		}
-		if key == "VmRSS" {
+		switch key {
+		case "VmRSS":
 			m.rss = kb << 10
-		} else {
+			found++
+		case "VmHWM":
 			m.peak = kb << 10
+			found++
+		default:
+			m.anon = kb << 10
 		}
-		found++
 	}
 	if found != 2 {
 		return m, errors.New("VmRSS or VmHWM missing from /proc status")

@@ -338,8 +338,8 @@ func (b *bench) runIdleAgent(ctx context.Context) row {
 	}
 	r.peakProxy, r.peakAgent = pm.rss, am.rss
 	wall := u1.at.Sub(u0.at).Seconds()
-	r.result = fmt.Sprintf("after %s at rest: agent RSS %s, CPU %.2f %% of a core; proxy RSS %s",
-		b.o.idleFor, fmtMiB(am.rss), 100*(u1.byProc[p.agent.pid()]-u0.byProc[p.agent.pid()]).Seconds()/wall, fmtMiB(pm.rss))
+	r.result = fmt.Sprintf("after %s at rest: agent RSS %s (%s anonymous: heap and stacks; the rest are pages of the executable), CPU %.2f %% of a core; proxy RSS %s (%s anonymous)",
+		b.o.idleFor, fmtMiB(am.rss), fmtMiB(am.anon), 100*(u1.byProc[p.agent.pid()]-u0.byProc[p.agent.pid()]).Seconds()/wall, fmtMiB(pm.rss), fmtMiB(pm.anon))
 	var missed []string
 	if am.rss > 15<<20 {
 		missed = append(missed, "agent "+fmtMiB(am.rss))
