@@ -62,7 +62,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 	cold := time.Since(coldStart)
 	b.logf("fleet: %d agents registered in %s", n, cold.Round(time.Millisecond))
 	anyAgent := func() *simAgent { return f.agents[rand.IntN(len(f.agents))] }
-	ok, bad, err := b.scrapeFleet(ctx, p, anyAgent, 8, 500, 0)
+	ok, bad, err, _ := b.scrapeFleet(ctx, p, anyAgent, 8, 500, 0)
 	if bad > 0 {
 		return fail(fmt.Errorf("%d of %d scrapes of the fleet failed, first: %w", bad, ok+bad, err))
 	}
@@ -124,6 +124,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 	type outcome struct {
 		ok, bad int
 		first   error
+		lat     []time.Duration
 	}
 	scraped := make(chan outcome, 1)
 	f.dropAll()
@@ -132,7 +133,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 		// connections; only agents already back are scraped.
 		pace := time.Duration(float64(8*15*time.Second) / float64(n))
 		var o outcome
-		o.ok, o.bad, o.first = b.scrapeFleet(sctx, p, f.pickBack, 8, math.MaxInt32, pace)
+		o.ok, o.bad, o.first, o.lat = b.scrapeFleet(sctx, p, f.pickBack, 8, math.MaxInt32, pace)
 		scraped <- o
 	}()
 	back, err := f.waitRegistered(ctx, int64(n), 2*time.Minute)
@@ -146,8 +147,8 @@ func (b *bench) runFleet(ctx context.Context) []row {
 	if err != nil {
 		storm.err = err
 	}
-	storm.result = fmt.Sprintf("%d agents back in %s (their backoff alone spreads reconnects over 0.25-0.5 s); scrapes of agents already back meanwhile: %d ok, %d failed; proxy peak RSS %s, CPU %.0f %% of a core",
-		f.registered.Load(), back.Round(10*time.Millisecond), sc.ok, sc.bad, fmtMiB(storm.peakProxy), cpu)
+	storm.result = fmt.Sprintf("%d agents back in %s (their backoff alone spreads reconnects over 0.25-0.5 s); scrapes of agents already back meanwhile: %d ok (p50 %s, max %s), %d failed; proxy peak RSS %s, CPU %.0f %% of a core",
+		f.registered.Load(), back.Round(10*time.Millisecond), sc.ok, fmtDur(percentile(sc.lat, 0.5)), fmtDur(percentile(sc.lat, 1)), sc.bad, fmtMiB(storm.peakProxy), cpu)
 	var missed []string
 	if back > time.Minute {
 		missed = append(missed, "took "+back.Round(time.Second).String())
@@ -165,7 +166,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 // scrapeFleet scrapes count agents picked by pick through the proxy with
 // conc workers, pausing every worker for pace between scrapes, and checks
 // each body against the one the agent serves.
-func (b *bench) scrapeFleet(ctx context.Context, p *pair, pick func() *simAgent, conc, count int, pace time.Duration) (ok, bad int, first error) {
+func (b *bench) scrapeFleet(ctx context.Context, p *pair, pick func() *simAgent, conc, count int, pace time.Duration) (ok, bad int, first error, lat []time.Duration) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	per := max(1, count/conc)
@@ -181,7 +182,9 @@ func (b *bench) scrapeFleet(ctx context.Context, p *pair, pick func() *simAgent,
 					sleepCtx(ctx, 5*time.Millisecond)
 					continue
 				}
+				t0 := time.Now()
 				_, err := scrapeInto(ctx, b.client, p.scrapeBase+"/"+a.path, &buf)
+				d := time.Since(t0)
 				if err == nil && !bytes.Equal(buf.Bytes(), a.body) {
 					err = errBodyMismatch
 				}
@@ -189,6 +192,7 @@ func (b *bench) scrapeFleet(ctx context.Context, p *pair, pick func() *simAgent,
 				switch {
 				case err == nil:
 					ok++
+					lat = append(lat, d)
 				case ctx.Err() == nil:
 					bad++
 					if first == nil {
@@ -201,7 +205,7 @@ func (b *bench) scrapeFleet(ctx context.Context, p *pair, pick func() *simAgent,
 		})
 	}
 	wg.Wait()
-	return ok, bad, first
+	return ok, bad, first, lat
 }
 
 // waitListening waits until addr accepts TCP connections.
