@@ -31,6 +31,7 @@ func buildBinaries(ctx context.Context, dir string) (proxy, agent string, err er
 	for bin, pkg := range map[string]string{proxy: "./cmd/prometheus-proxy", agent: "./cmd/prometheus-agent"} {
 		// The flags of the build task, so that the bench measures what ships.
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as task build does
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
