@@ -85,13 +85,17 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.proxyConns = newConnSet()
 	a.proxyConns.track(proxyRT)
-	a.proxyClient = &http.Client{Transport: proxyRT}
+	a.proxyClient = &http.Client{Transport: wholeMessages{proxyRT}}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     targetTLS,
-			MaxIdleConnsPerHost: max(opts.MaxConcurrentClients, 2),
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: targetTLS,
+			// Several paths often point at one host (exporters behind one
+			// address, or one exporter under several names); keeping fewer
+			// idle connections than fetches in flight would open and close a
+			// connection for most scrapes.
+			MaxIdleConnsPerHost: min(max(opts.MaxConcurrentClients*len(targets), 2), opts.MaxInFlightScrapes),
 			IdleConnTimeout:     90 * time.Second,
 			// The agent asks for gzip itself and passes compressed bodies
 			// through untouched; transparent decompression would undo that.

@@ -36,12 +36,13 @@ type outbound struct {
 // out, and are tracked by scrapes so that the session never ends before they
 // do.
 type session struct {
-	a      *Agent
-	log    *slog.Logger
-	ctx    context.Context // cancelled when the session ends
-	out    chan outbound
-	wg     sync.WaitGroup // scrape goroutines
-	lastRx time.Time      // only touched by the receiving goroutine
+	a       *Agent
+	log     *slog.Logger
+	ctx     context.Context // cancelled when the session ends
+	out     chan outbound
+	wg      sync.WaitGroup // scrapes in flight
+	workers *workers       // the goroutines scrapes run on
+	lastRx  time.Time      // only touched by the receiving goroutine
 
 	mu        sync.Mutex
 	scrapes   map[uint64]*scrapeState
@@ -124,6 +125,7 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 		scrapes:   make(map[uint64]*scrapeState),
 		displaced: make(map[string]bool),
 		lastRx:    time.Now(),
+		workers:   newWorkers(time.Minute),
 	}
 	senderDone := make(chan struct{})
 	go func() {
@@ -162,6 +164,7 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	err = s.receiveLoop(stream, rxCh)
 	cancel(err)
 	s.wg.Wait()
+	s.workers.wait()
 	<-senderDone
 	<-drainDone
 	<-watchDone

@@ -113,7 +113,7 @@ func DefaultAgent() Agent {
 	a.Admin = defaultAdmin(8093)
 	a.Metrics = defaultMetrics(8083)
 	a.Discovery.ReconcileIntervalSecs = 30
-	a.GRPC.KeepAliveTimeSecs = 5
+	a.GRPC.KeepAliveTimeSecs = 8 // longer than the 5 s heartbeat: see transport.DefaultKeepalive
 	a.GRPC.KeepAliveTimeoutSecs = 5
 	a.GRPC.UnaryDeadlineSecs = 30
 	a.Internal.CioTimeoutSecs = 90
