@@ -138,8 +138,9 @@ func TestFaultAgentKilledMidBody(t *testing.T) {
 
 // TestFaultAgentFrozen stops an agent with SIGSTOP: its TCP connection stays
 // open but nothing answers. Its scrapes must fail by their deadline, the
-// proxy must evict it within 15 s (HTTP/2 PINGs after 5 s of silence, 5 s
-// to answer), and after SIGCONT it must reconnect and serve again.
+// proxy must evict it within 15 s (an HTTP/2 PING after the keepalive
+// interval of silence, unanswered within its timeout), and after SIGCONT
+// it must reconnect and serve again.
 func TestFaultAgentFrozen(t *testing.T) {
 	t.Parallel()
 	body := exposition(2000)

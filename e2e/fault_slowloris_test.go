@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promproxy/promproxy/client"
+	"github.com/promproxy/promproxy/internal/transport"
 	"github.com/promproxy/promproxy/server"
 )
 
@@ -72,18 +73,24 @@ func TestFaultSlowloris(t *testing.T) {
 	preface := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 	settings := []byte{0, 0, 0, 4, 0, 0, 0, 0, 0} // empty SETTINGS frame
 	headersFrame := []byte{0, 0x40, 0, 1, 0x4, 0, 0, 0, 1}
+	// The bounds follow the servers' settings: the header timeout (10 s) on
+	// the HTTP/1 listeners and for the HTTP/2 preface; on an established
+	// HTTP/2 connection, a PING after the keepalive interval of silence and
+	// its timeout. Each gets 2 s of margin.
+	const headerTimeout = 10 * time.Second
+	pingCut := transport.DefaultKeepalive.Interval + transport.DefaultKeepalive.Timeout
 	attacks := []struct {
 		name         string
 		addr         string
 		prefix, drip []byte
 		cut          time.Duration // the timeout that must end it, plus a margin
 	}{
-		{name: "scrape port, slow headers", addr: p.Addr().String(), prefix: http1, drip: header, cut: 12 * time.Second},
-		{name: "admin port, slow headers", addr: p.AdminAddr().String(), prefix: []byte("GET /ping HTTP/1.1\r\n"), drip: header, cut: 12 * time.Second},
-		{name: "metrics port, slow headers", addr: p.MetricsAddr().String(), prefix: []byte("GET /metrics HTTP/1.1\r\n"), drip: header, cut: 12 * time.Second},
-		{name: "agent port, slow preface", addr: p.AgentAddr().String(), prefix: nil, drip: preface, cut: 12 * time.Second},
-		{name: "agent port, slow frame", addr: p.AgentAddr().String(), prefix: append(append([]byte{}, preface...), settings...), drip: headersFrame, cut: 12 * time.Second},
-		{name: "agent port, silent after preface", addr: p.AgentAddr().String(), prefix: append(append([]byte{}, preface...), settings...), drip: settings[:1], cut: 12 * time.Second},
+		{name: "scrape port, slow headers", addr: p.Addr().String(), prefix: http1, drip: header, cut: headerTimeout + 2*time.Second},
+		{name: "admin port, slow headers", addr: p.AdminAddr().String(), prefix: []byte("GET /ping HTTP/1.1\r\n"), drip: header, cut: headerTimeout + 2*time.Second},
+		{name: "metrics port, slow headers", addr: p.MetricsAddr().String(), prefix: []byte("GET /metrics HTTP/1.1\r\n"), drip: header, cut: headerTimeout + 2*time.Second},
+		{name: "agent port, slow preface", addr: p.AgentAddr().String(), prefix: nil, drip: preface, cut: headerTimeout + 2*time.Second},
+		{name: "agent port, slow frame", addr: p.AgentAddr().String(), prefix: append(append([]byte{}, preface...), settings...), drip: headersFrame, cut: max(headerTimeout, pingCut) + 2*time.Second},
+		{name: "agent port, silent after preface", addr: p.AgentAddr().String(), prefix: append(append([]byte{}, preface...), settings...), drip: settings[:1], cut: max(headerTimeout, pingCut) + 2*time.Second},
 	}
 	const perAttack = 30
 	took := make([][]time.Duration, len(attacks))
