@@ -80,3 +80,45 @@ func TestFaultLinkStalls(t *testing.T) {
 		t.Errorf("the directly connected agent during the stall: %d good scrapes, %d bad: %q", ok, len(bad), bad)
 	}
 }
+
+// TestFaultLinkReset has a middlebox reset the agent's connection while a
+// scrape waits on a slow target: the scrape must fail at once rather than
+// at its deadline, and the agent must be back within its first backoff.
+func TestFaultLinkReset(t *testing.T) {
+	t.Parallel()
+	body := exposition(3000)
+	g := newGate(t, body)
+	p := startProxy(t, nil)
+	link, err := faultnet.Listen(p.AgentAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = link.Close() })
+	a := startAgent(t, p, []client.PathConfig{{Path: "remote", URL: g.srv.URL}}, func(o *client.Options) {
+		o.ProxyURLs = []string{link.Addr()}
+	})
+	waitFor(t, "path registered", 10*time.Second, func() bool { return a.RegisteredPaths() == 1 })
+	c := newHTTPClient(t)
+	res := make(chan timed, 1)
+	go func() { res <- getTimed(c, proxyURL(p, "remote"), promTimeout(10*time.Second, true)) }()
+	g.waitArrived(t, 10*time.Second)
+
+	link.Reset()
+	reset := time.Now()
+	r := <-res
+	t.Logf("scrape in flight: %v", r)
+	if r.err != nil || r.status != http.StatusServiceUnavailable || !bytes.Contains(r.body, []byte("disconnected")) {
+		t.Errorf("scrape in flight during the reset: %v; want 503 agent disconnected", r)
+	}
+	if d := time.Since(reset); d > 2*time.Second {
+		t.Errorf("the scrape in flight failed %v after the reset, want at once", d)
+	}
+	g.release()
+	waitFor(t, "the agent to register again", 10*time.Second, func() bool {
+		return a.Connected() && a.RegisteredPaths() == 1 && link.Conns() > 0
+	})
+	t.Logf("agent registered again %v after the reset", time.Since(reset).Round(time.Millisecond))
+	if r := mustGet(t, c, proxyURL(p, "remote"), promText); r.status != http.StatusOK || !bytes.Equal(r.body, body) {
+		t.Errorf("scrape after the reset: %d %.100q", r.status, r.body)
+	}
+}
