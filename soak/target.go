@@ -51,7 +51,10 @@ func makeBody(path string, seq uint64, size int) []byte {
 
 // verifyBody checks that body is a complete, intact answer for path.
 func verifyBody(path string, body []byte) error {
-	trimmed := bytes.TrimSuffix(body, []byte("\n"))
+	if !bytes.HasSuffix(body, []byte("\n")) {
+		return fmt.Errorf("%d bytes without the final newline: cut short", len(body))
+	}
+	trimmed := body[:len(body)-1]
 	i := bytes.LastIndexByte(trimmed, '\n')
 	if i < 0 || !bytes.HasPrefix(trimmed[i+1:], []byte("# soak ")) {
 		return fmt.Errorf("no closing line in %d bytes", len(body))
