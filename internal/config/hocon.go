@@ -149,7 +149,7 @@ func (h HOCON) unmarshal(b []byte) (map[string]any, error) {
 		if len(env) > 0 {
 			resolved := c.WithFallback(env.ToConfig())
 			if c, err = resolved.Resolve(); err != nil {
-				return nil, err
+				return nil, stableResolveErr(err)
 			}
 			out := toGo(c.GetRoot()).(map[string]any)
 			for name := range env {
@@ -159,9 +159,19 @@ func (h HOCON) unmarshal(b []byte) (map[string]any, error) {
 		}
 	}
 	if c, err = c.Resolve(); err != nil {
-		return nil, err
+		return nil, stableResolveErr(err)
 	}
 	return toGo(c.GetRoot()).(map[string]any), nil
+}
+
+// stableResolveErr makes the library's cycle error the same on every run:
+// it names whichever key of the cycle its map iteration reached first, and
+// a configuration error must not change from one start to the next.
+func stableResolveErr(err error) error {
+	if strings.Contains(err.Error(), "substitution cycle") {
+		return errors.New("the file's ${...} substitutions refer to each other in a cycle")
+	}
+	return err
 }
 
 // Marshal is not supported: configuration is only ever read.
