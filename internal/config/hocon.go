@@ -27,8 +27,95 @@ type HOCON struct {
 // substRE finds the names of substitutions in an unresolved tree.
 var substRE = regexp.MustCompile(`\$\{\??\s*([^}\s]+)\s*\}`)
 
+// hoconParseTimeout bounds one parse. The HOCON library can loop forever
+// on some malformed input (an unclosed list holding a concatenation, such as
+// `a = [1 2`); a program must fail with a message instead of hanging at
+// startup. The goroutine of a parse that timed out is abandoned, which is
+// acceptable because the program is about to exit with the error.
+const hoconParseTimeout = 3 * time.Second
+
 // Unmarshal parses HOCON into a nested map.
 func (h HOCON) Unmarshal(b []byte) (map[string]any, error) {
+	if err := checkBrackets(b); err != nil {
+		return nil, err
+	}
+	type result struct {
+		m   map[string]any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := h.unmarshal(b)
+		done <- result{m, err}
+	}()
+	t := time.NewTimer(hoconParseTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.m, r.err
+	case <-t.C:
+		return nil, fmt.Errorf("the HOCON parser did not finish within %v: the file is malformed (look for an unclosed list or object)", hoconParseTimeout)
+	}
+}
+
+// checkBrackets reports the first unbalanced [ ] or { } outside strings and
+// comments, with its line, before the library sees the file.
+func checkBrackets(b []byte) error {
+	type open struct {
+		c    byte
+		line int
+	}
+	var stack []open
+	line := 1
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '\n':
+			line++
+		case c == '#' || (c == '/' && i+1 < len(b) && b[i+1] == '/'):
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+			i-- // let the newline be counted
+		case c == '"' && i+2 < len(b) && b[i+1] == '"' && b[i+2] == '"':
+			end := strings.Index(string(b[i+3:]), `"""`)
+			if end < 0 {
+				return fmt.Errorf("line %d: a \"\"\" string is never closed", line)
+			}
+			line += strings.Count(string(b[i:i+3+end]), "\n")
+			i += 3 + end + 2
+		case c == '"':
+			j := i + 1
+			for ; j < len(b) && b[j] != '"' && b[j] != '\n'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(b) || b[j] != '"' {
+				return fmt.Errorf("line %d: a quoted string is never closed", line)
+			}
+			i = j
+		case c == '[' || c == '{':
+			stack = append(stack, open{c, line})
+		case c == ']' || c == '}':
+			want := byte('[')
+			if c == '}' {
+				want = '{'
+			}
+			if len(stack) == 0 || stack[len(stack)-1].c != want {
+				return fmt.Errorf("line %d: %q has no matching opening bracket", line, c)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if len(stack) > 0 {
+		o := stack[len(stack)-1]
+		return fmt.Errorf("line %d: %q is never closed", o.line, o.c)
+	}
+	return nil
+}
+
+func (h HOCON) unmarshal(b []byte) (map[string]any, error) {
 	var (
 		c   *hocon.Config
 		err error
@@ -62,7 +149,7 @@ func (h HOCON) Unmarshal(b []byte) (map[string]any, error) {
 		if len(env) > 0 {
 			resolved := c.WithFallback(env.ToConfig())
 			if c, err = resolved.Resolve(); err != nil {
-				return nil, err
+				return nil, stableResolveErr(err)
 			}
 			out := toGo(c.GetRoot()).(map[string]any)
 			for name := range env {
@@ -72,9 +159,19 @@ func (h HOCON) Unmarshal(b []byte) (map[string]any, error) {
 		}
 	}
 	if c, err = c.Resolve(); err != nil {
-		return nil, err
+		return nil, stableResolveErr(err)
 	}
 	return toGo(c.GetRoot()).(map[string]any), nil
+}
+
+// stableResolveErr makes the library's cycle error the same on every run:
+// it names whichever key of the cycle its map iteration reached first, and
+// a configuration error must not change from one start to the next.
+func stableResolveErr(err error) error {
+	if strings.Contains(err.Error(), "substitution cycle") {
+		return errors.New("the file's ${...} substitutions refer to each other in a cycle")
+	}
+	return err
 }
 
 // Marshal is not supported: configuration is only ever read.
