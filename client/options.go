@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promproxy/promproxy/internal/backoff"
+	"github.com/promproxy/promproxy/internal/pathspec"
 	"github.com/promproxy/promproxy/internal/redact"
 	"github.com/promproxy/promproxy/internal/transport"
 )
@@ -185,7 +186,7 @@ func (o *Options) validate() (map[string]*target, error) {
 	targets := make(map[string]*target, len(o.Paths))
 	for i, p := range o.Paths {
 		field := fmt.Sprintf("Paths[%d]", i)
-		if err := checkPath(p.Path); err != nil {
+		if err := pathspec.Validate(p.Path); err != nil {
 			bad(field+".Path", fmt.Sprintf("%q", p.Path), err.Error())
 			continue
 		}
@@ -205,28 +206,6 @@ func (o *Options) validate() (map[string]*target, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return targets, errors.Join(errs...)
-}
-
-// checkPath mirrors the proxy's rule, so a bad path fails at startup
-// rather than at registration.
-func checkPath(p string) error {
-	if p == "" {
-		return errors.New("path is empty")
-	}
-	if len(p) > 200 {
-		return errors.New("path is longer than 200 bytes")
-	}
-	if p == "." || p == ".." {
-		return errors.New("path must not be . or ..")
-	}
-	for i := 0; i < len(p); i++ {
-		b := p[i]
-		ok := (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || strings.IndexByte("_-.~:", b) >= 0
-		if !ok {
-			return fmt.Errorf("contains %q: a path is one URL segment of letters, digits and _ - . ~ :", b)
-		}
-	}
-	return nil
 }
 
 // proxyBaseURL turns a proxy address into the base URL of its service.

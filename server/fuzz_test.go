@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
+	"github.com/promproxy/promproxy/internal/pathspec"
 )
 
 // FuzzBodyStream feeds arbitrary frame sequences to the reassembly: it must
@@ -79,7 +80,7 @@ func FuzzValidatePath(f *testing.F) {
 		if validatePath(p) != nil {
 			return
 		}
-		if p == "" || p == "." || p == ".." || bytes.ContainsAny([]byte(p), "/?#% \\\x00\n") || len(p) > maxPathLength {
+		if p == "" || p == "." || p == ".." || bytes.ContainsAny([]byte(p), "/?#% \\\x00\n") || len(p) > pathspec.MaxLen {
 			t.Fatalf("accepted unsafe path %q", p)
 		}
 	})

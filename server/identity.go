@@ -146,17 +146,3 @@ func globMatch(pattern, name string) bool {
 	}
 	return p == len(pattern)
 }
-
-// validGlob reports whether every character of g can occur in a path or is
-// a wildcard.
-func validGlob(g string) error {
-	if g == "" {
-		return fmt.Errorf("empty pattern")
-	}
-	for i := 0; i < len(g); i++ {
-		if g[i] != '*' && g[i] != '?' && !isPathByte(g[i]) {
-			return fmt.Errorf("pattern %q contains %q, which no path can contain", g, g[i])
-		}
-	}
-	return nil
-}

@@ -114,30 +114,3 @@ func TestRegistryFailoverRotation(t *testing.T) {
 		t.Fatalf("rotation uneven: a=%d b=%d", firsts[a], firsts[b])
 	}
 }
-
-func TestValidatePath(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		path string
-		ok   bool
-	}{
-		{"simple", "app1_metrics", true},
-		{"dots and dashes", "node-exporter.v2", true},
-		{"empty", "", false},
-		{"slash", "a/b", false},
-		{"dotdot", "..", false},
-		{"query", "a?b", false},
-		{"space", "a b", false},
-		{"percent", "a%2Fb", false},
-		{"too long", string(make([]byte, 300)), false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if err := validatePath(tt.path); (err == nil) != tt.ok {
-				t.Fatalf("validatePath(%q) = %v, want ok=%v", tt.path, err, tt.ok)
-			}
-		})
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/promproxy/promproxy/internal/pathspec"
 	"github.com/promproxy/promproxy/internal/tlsconfig"
 )
 
@@ -172,7 +173,7 @@ func (o *Options) validateSecurity() []error {
 			tokens[id.Token] = f
 		}
 		for j, g := range id.Paths {
-			if err := validGlob(g); err != nil {
+			if err := pathspec.ValidateGlob(g); err != nil {
 				bad(fmt.Sprintf("%s.Paths[%d]", f, j), q(g), err.Error())
 			}
 		}

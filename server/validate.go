@@ -3,40 +3,12 @@ package server
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/promproxy/promproxy/internal/pathspec"
 )
 
-// maxPathLength bounds a path segment; real paths are short names.
-const maxPathLength = 200
-
-// validatePath accepts exactly one URL path segment made of unreserved
-// characters, so that a path can never address anything but itself.
-func validatePath(p string) error {
-	if p == "" {
-		return fmt.Errorf("path is empty")
-	}
-	if len(p) > maxPathLength {
-		return fmt.Errorf("path %.40q... is longer than %d bytes", p, maxPathLength)
-	}
-	if p == "." || p == ".." {
-		return fmt.Errorf("path %q is not allowed", p)
-	}
-	for i := 0; i < len(p); i++ {
-		if !isPathByte(p[i]) {
-			return fmt.Errorf("path %q contains %q: a path is one URL segment of letters, digits and _ - . ~ :", p, p[i])
-		}
-	}
-	return nil
-}
-
-func isPathByte(b byte) bool {
-	switch {
-	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		return true
-	case b == '_', b == '-', b == '.', b == '~', b == ':':
-		return true
-	}
-	return false
-}
+// validatePath is the shared path rule; see internal/pathspec.
+func validatePath(p string) error { return pathspec.Validate(p) }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 

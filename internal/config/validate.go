@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/promproxy/promproxy/internal/pathspec"
 )
 
 // LogLevels are the accepted log levels, most detailed first.
@@ -91,8 +92,6 @@ func (c *checker) checkInt(f *Field, n int) {
 	}
 }
 
-var segmentRE = regexp.MustCompile(`^/?[A-Za-z0-9_.~:-]+$`)
-
 func (c *checker) checkString(f *Field, s string) {
 	check, arg, _ := strings.Cut(f.Check, "=")
 	switch check {
@@ -108,7 +107,7 @@ func (c *checker) checkString(f *Field, s string) {
 			c.badf(f.Key, s, "must be one of %s", strings.Join(strings.Split(arg, "|"), ", "))
 		}
 	case "segment":
-		if !segmentRE.MatchString(s) || s == "." || s == ".." {
+		if pathspec.Validate(strings.TrimPrefix(s, "/")) != nil {
 			c.badf(f.Key, s, "must be a single URL path segment of letters, digits and _ - . ~ :")
 		}
 	case "httpurl":

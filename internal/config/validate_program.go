@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/promproxy/promproxy/internal/pathspec"
 )
 
 // validateProxy checks what the tags cannot: combinations of keys and the
@@ -30,8 +32,6 @@ func validateProxy(p *Proxy, c *checker) {
 	}
 	c.distinctPorts(ports)
 }
-
-var globRE = regexp.MustCompile(`^[A-Za-z0-9_.~:*?-]+$`)
 
 // validateIdentities checks proxy.auth: every identity is named once and
 // has a way to be proven (a token, a client certificate binding, or both),
@@ -78,7 +78,7 @@ func validateIdentities(p *Proxy, c *checker) {
 			}
 		}
 		for j, g := range id.Paths {
-			if !globRE.MatchString(g) {
+			if pathspec.ValidateGlob(g) != nil {
 				c.badf(fmt.Sprintf("%s.paths[%d]", key, j), g, "must be a path glob of letters, digits, _ - . ~ : and the wildcards * and ?")
 			}
 		}
@@ -98,7 +98,7 @@ func validateAgent(a *Agent, c *checker) {
 		switch {
 		case pc.Path == "":
 			c.badf(key+".path", pc.Path, "every path config needs a path")
-		case !pathRE.MatchString(pc.Path) || pc.Path == "." || pc.Path == "..":
+		case pathspec.Validate(pc.Path) != nil:
 			c.badf(key+".path", pc.Path, "must be a single URL segment of letters, digits and _ - . ~ : (no /)")
 		default:
 			if j, dup := seen[pc.Path]; dup {
@@ -158,8 +158,6 @@ func validateProxyScheme(a *Agent, c *checker) {
 		}
 	}
 }
-
-var pathRE = regexp.MustCompile(`^[A-Za-z0-9_.~:-]+$`)
 
 // redact hides a URL's userinfo and query, which may hold credentials.
 func redact(s string) string {
