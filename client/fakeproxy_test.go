@@ -3,10 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,15 +15,9 @@ import (
 	"github.com/promproxy/promproxy/client"
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/internal/transport"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // fakeProxy accepts agent sessions and hands each one to the test.
 type fakeProxy struct {
@@ -203,7 +195,7 @@ func startAgent(t *testing.T, proxies []string, paths []client.PathConfig, mutat
 	opts.ProxyURLs = proxies
 	opts.AgentName = "test"
 	opts.Paths = paths
-	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = testlog.Logger(t)
 	opts.Registerer = prometheus.NewRegistry()
 	opts.Backoff.Initial, opts.Backoff.Max = 10*time.Millisecond, 100*time.Millisecond
 	if mutate != nil {

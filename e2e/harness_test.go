@@ -7,54 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promproxy/promproxy/client"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/server"
 )
 
 // testLogger forwards logs to t.Log so they appear only for failing tests.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(newTWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// tWriter writes to t.Log until the test's cleanups have run. A line that
-// comes later was logged by a goroutine that outlived the Run, Close or
-// Shutdown that should have waited for it; calling t.Log then would panic,
-// so the line goes to stderr, marked, instead.
-type tWriter struct {
-	t    testing.TB
-	mu   *sync.Mutex
-	done *bool
-}
-
-func newTWriter(t testing.TB) tWriter {
-	w := tWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		*w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w tWriter) Write(p []byte) (int, error) {
-	line := strings.TrimRight(string(p), "\n")
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if *w.done {
-		fmt.Fprintf(os.Stderr, "LATE LOG LINE after %s ended: %s\n", w.t.Name(), line)
-		return len(p), nil
-	}
-	w.t.Log(line)
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.Logger(t) }
 
 // startProxy runs a proxy on loopback ports until the test ends.
 func startProxy(t testing.TB, mutate func(*server.Options)) *server.Proxy {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promproxy/promproxy/client"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/server"
 )
 
@@ -19,7 +20,7 @@ import (
 // what an agent was told.
 func recordingLogger(t testing.TB) (*slog.Logger, *output) {
 	var out output
-	h := slog.NewTextHandler(io.MultiWriter(newTWriter(t), &out), &slog.HandlerOptions{Level: slog.LevelDebug})
+	h := slog.NewTextHandler(io.MultiWriter(testlog.Writer(t), &out), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h), &out
 }
 

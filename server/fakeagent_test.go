@@ -5,9 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,23 +14,17 @@ import (
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/internal/transport"
 	"github.com/promproxy/promproxy/server"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // runProxy starts a proxy on loopback ports and stops it when the test ends.
 func runProxy(t *testing.T, mutate func(*server.Options)) *server.Proxy {
 	t.Helper()
 	opts := server.DefaultOptions()
 	opts.ListenAddr, opts.AgentListenAddr = "127.0.0.1:0", "127.0.0.1:0"
-	opts.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.Logger = testlog.Logger(t)
 	opts.Registerer = prometheus.NewRegistry()
 	if mutate != nil {
 		mutate(&opts)

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/promproxy/promproxy/internal/testlog"
 )
 
 // TestMain lets the test binary play the soak's child processes too: the
@@ -30,13 +31,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // TestSoakShort is the soak that CI runs: 20 s (10 s with -short) of load
 // on a proxy and four agents, two of which are restarted in turn. It checks
 // every body and the never-killed agents' paths; memory trends need a
@@ -51,7 +45,7 @@ func TestSoakShort(t *testing.T) {
 		"--duration", duration, "--stable-agents", "2", "--churn-agents", "2", "--paths", "4",
 		"--rate", "25", "--workers", "8", "--kill-every", "3s", "--down", "500ms",
 		"--sample-every", "1s", "--warmup", "4s", "--max-body", "120000",
-	}, tWriter{t})
+	}, testlog.Writer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
