@@ -3,14 +3,12 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/pem"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,34 +16,10 @@ import (
 
 	"github.com/promproxy/promproxy/client"
 	"github.com/promproxy/promproxy/internal/testcerts"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/internal/tlsconfig"
 	"github.com/promproxy/promproxy/server"
 )
-
-// logBuffer keeps a component's log for assertions and forwards it to t.Log.
-type logBuffer struct {
-	t  testing.TB
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.b.Write(p)
-	l.mu.Unlock()
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 func certSet(t *testing.T) *testcerts.Set {
 	t.Helper()
@@ -183,9 +157,9 @@ func TestAgentSeesClearRefusals(t *testing.T) {
 			t.Parallel()
 			reg := prometheus.NewRegistry()
 			p := startProxy(t, func(o *server.Options) { o.Registerer = reg; tt.proxy(o) })
-			logs := &logBuffer{t: t}
+			logs := testlog.NewRecorder(t)
 			a := startAgent(t, p, []client.PathConfig{{Path: "app", URL: "http://127.0.0.1:1/metrics"}}, func(o *client.Options) {
-				o.Logger = logs.logger()
+				o.Logger = logs.Logger()
 				tt.agent(o)
 			})
 			waitFor(t, "the refusal in the agent's log", 10*time.Second, func() bool { return strings.Contains(logs.String(), tt.want) })
@@ -280,9 +254,9 @@ func TestHTTPSTargets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := startProxy(t, nil)
-			logs := &logBuffer{t: t}
+			logs := testlog.NewRecorder(t)
 			a := startAgent(t, p, []client.PathConfig{{Path: "app", URL: target.URL + "/metrics"}}, func(o *client.Options) {
-				o.Logger = logs.logger()
+				o.Logger = logs.Logger()
 				tt.agent(o)
 			})
 			waitFor(t, "path registered", 10*time.Second, func() bool { return a.RegisteredPaths() == 1 })

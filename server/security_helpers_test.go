@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
 	"github.com/promproxy/promproxy/internal/testcerts"
+	"github.com/promproxy/promproxy/internal/testlog"
 	"github.com/promproxy/promproxy/internal/tlsconfig"
 	"github.com/promproxy/promproxy/internal/transport"
 	"github.com/promproxy/promproxy/server"
@@ -23,10 +22,10 @@ import (
 
 // secureProxy runs a proxy with its own metrics registry and a log the
 // test can search.
-func secureProxy(t *testing.T, mutate func(*server.Options)) (*server.Proxy, *prometheus.Registry, *logBuffer) {
+func secureProxy(t *testing.T, mutate func(*server.Options)) (*server.Proxy, *prometheus.Registry, *testlog.Recorder) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	logs := &logBuffer{t: t}
+	logs := testlog.NewRecorder(t)
 	p := runProxy(t, func(o *server.Options) {
 		o.Registerer = reg
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -35,27 +34,6 @@ func secureProxy(t *testing.T, mutate func(*server.Options)) (*server.Proxy, *pr
 		}
 	})
 	return p, reg, logs
-}
-
-// logBuffer keeps log output for assertions and forwards it to t.Log.
-type logBuffer struct {
-	t  testing.TB
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.b.Write(p)
-	l.mu.Unlock()
-	l.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // dialOpts are the credentials a test agent presents.

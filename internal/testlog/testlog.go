@@ -48,3 +48,34 @@ func (w *writer) Write(p []byte) (int, error) {
 	w.t.Log(line)
 	return len(p), nil
 }
+
+// Recorder keeps everything written to it, for assertions on what was
+// logged, and forwards it to Writer(t).
+type Recorder struct {
+	w  io.Writer
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// NewRecorder returns a Recorder forwarding to t's log.
+func NewRecorder(t testing.TB) *Recorder { return &Recorder{w: Writer(t)} }
+
+// Write records p and forwards it.
+func (r *Recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	r.b.Write(p)
+	r.mu.Unlock()
+	return r.w.Write(p)
+}
+
+// String returns everything written so far.
+func (r *Recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.String()
+}
+
+// Logger returns a debug-level text logger writing to r.
+func (r *Recorder) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(r, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
