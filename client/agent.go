@@ -88,7 +88,7 @@ func New(opts Options) (*Agent, error) {
 	a.proxyClient = &http.Client{Transport: wholeMessages{proxyRT}}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
-		Transport: &http.Transport{
+		Transport: newH1Transport(&http.Transport{
 			Proxy:           http.ProxyFromEnvironment,
 			TLSClientConfig: targetTLS,
 			// Several paths often point at one host (exporters behind one
@@ -102,7 +102,7 @@ func New(opts Options) (*Agent, error) {
 			DisableCompression:    true,
 			ResponseHeaderTimeout: opts.ClientTimeout,
 			ForceAttemptHTTP2:     true,
-		},
+		}),
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("stopped after 5 redirects")
