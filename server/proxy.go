@@ -100,7 +100,7 @@ func New(opts Options) (*Proxy, error) {
 		return ns
 	}
 	p.scrapeSrv = bind("scrape", opts.ListenAddr, newHTTPServer(p.scrapeHandler()))
-	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(agentMux), agentTLS, opts.Keepalive))
+	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(withFlushGate(agentMux)), agentTLS, opts.Keepalive))
 	if opts.AdminEnabled {
 		bind("admin", opts.AdminListenAddr, newHTTPServer(p.adminHandler()))
 	}

@@ -84,7 +84,7 @@ func (s *sessionService) Session(ctx context.Context, stream *connect.BidiStream
 		c.close(s.receiveLoop(stream, c, log))
 	}()
 
-	sendErr := s.sendLoop(stream, c)
+	sendErr := s.sendLoop(flushGateFrom(ctx), stream, c)
 	c.close(sendErr)
 	p.removeAgent(c)
 	cause := c.err()
@@ -154,15 +154,27 @@ func (s *sessionService) receiveRegistration(ctx context.Context, stream *connec
 	return reg, nil
 }
 
-func (s *sessionService) sendLoop(stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse], c *agentConn) error {
+func (s *sessionService) sendLoop(gate *flushGate, stream *connect.BidiStream[promproxyv1.SessionRequest, promproxyv1.SessionResponse], c *agentConn) error {
 	for {
 		select {
 		case msg := <-c.out:
-			if err := stream.Send(msg); err != nil {
-				return fmt.Errorf("send to agent: %w", err)
-			}
-			if _, ok := msg.GetMsg().(*promproxyv1.SessionResponse_GoingAway); ok {
-				return errProxyStopping
+			// Messages already queued behind this one go out with it in a
+			// single flush; the last of the burst flushes.
+			for msg != nil {
+				var next *promproxyv1.SessionResponse
+				select {
+				case next = <-c.out:
+				default:
+				}
+				_, away := msg.GetMsg().(*promproxyv1.SessionResponse_GoingAway)
+				gate.hold(next != nil && !away)
+				if err := stream.Send(msg); err != nil {
+					return fmt.Errorf("send to agent: %w", err)
+				}
+				if away {
+					return errProxyStopping
+				}
+				msg = next
 			}
 		case <-c.done:
 			return c.cause
