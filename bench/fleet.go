@@ -79,7 +79,7 @@ func newFleet(agentAddr string, n int) *fleet {
 			return c, err
 		}
 		// The same protocol options as the real agent's session.
-		a.client = promproxyv1connect.NewProxyServiceClient(&http.Client{Transport: a.tr}, f.base,
+		a.client = promproxyv1connect.NewProxyServiceClient(&http.Client{Transport: transport.WholeMessages(a.tr)}, f.base,
 			connect.WithGRPC(), connect.WithAcceptCompression("gzip", nil, nil))
 		f.agents = append(f.agents, a)
 	}

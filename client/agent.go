@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/promproxy/promproxy/internal/transport"
 )
 
 // Agent connects to a proxy and serves scrapes of its paths.
@@ -85,7 +87,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.proxyConns = newConnSet()
 	a.proxyConns.track(proxyRT)
-	a.proxyClient = &http.Client{Transport: wholeMessages{proxyRT}}
+	a.proxyClient = &http.Client{Transport: transport.WholeMessages(proxyRT)}
 	a.targetClient = &http.Client{
 		Timeout: opts.ClientTimeout,
 		Transport: newH1Transport(&http.Transport{

@@ -109,7 +109,7 @@ func benchProxy(b *testing.B) *server.Proxy {
 // frames of chunk bytes, within the credit the proxy grants.
 func benchAgent(b *testing.B, p *server.Proxy, path string, body []byte, chunk int) {
 	b.Helper()
-	hc := &http.Client{Transport: transport.NewClientTransport(nil, transport.DefaultKeepalive)}
+	hc := &http.Client{Transport: transport.WholeMessages(transport.NewClientTransport(nil, transport.DefaultKeepalive))}
 	c := promproxyv1connect.NewProxyServiceClient(hc, "http://"+p.AgentAddr().String(), connect.WithGRPC())
 	ctx, cancel := context.WithCancel(context.Background())
 	stream, err := c.Session(ctx)

@@ -1,4 +1,4 @@
-package client
+package transport
 
 import (
 	"encoding/binary"
@@ -6,6 +6,11 @@ import (
 	"net/http"
 	"strings"
 )
+
+// WholeMessages wraps the agent's HTTP transport so that every gRPC
+// message it sends is one HTTP/2 DATA frame. Every program that speaks the
+// agent's side of the protocol should use it.
+func WholeMessages(base http.RoundTripper) http.RoundTripper { return wholeMessages{base} }
 
 // wholeMessages is the session's HTTP transport. It makes every protocol
 // message one HTTP/2 DATA frame: Connect writes a message's 5-byte gRPC
