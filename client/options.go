@@ -130,7 +130,7 @@ func DefaultOptions() Options {
 		MaxContentLength:     10 << 20,
 		MinGzipSize:          512,
 		ChunkSize:            32 << 10,
-		HeartbeatInterval:    5 * time.Second,
+		HeartbeatInterval:    15 * time.Second,
 		Backoff:              backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.5},
 		Keepalive:            transport.DefaultKeepalive,
 		Version:              "dev",

@@ -8,13 +8,15 @@ import (
 
 	"github.com/promproxy/promproxy/client"
 	"github.com/promproxy/promproxy/internal/faultnet"
+	"github.com/promproxy/promproxy/internal/transport"
 )
 
 // TestFaultLinkStalls cuts the link between an agent and the proxy without
 // closing anything, as a NAT that forgets a connection or a pulled cable
-// does: no FIN, no RST, just silence. Both sides must notice within 15 s
-// from their HTTP/2 PINGs, scrapes meanwhile must fail by their deadline,
-// and the agent must be back as soon as the link is.
+// does: no FIN, no RST, just silence. Both sides must notice from their
+// HTTP/2 PINGs, within the keepalive interval and timeout plus 2 s, scrapes
+// meanwhile must fail by their deadline, and the agent must be back as soon
+// as the link is.
 func TestFaultLinkStalls(t *testing.T) {
 	t.Parallel()
 	body := exposition(3000)
@@ -44,7 +46,8 @@ func TestFaultLinkStalls(t *testing.T) {
 		t.Errorf("scrape across the stalled link: %v; want 503 within %v", r, deadline)
 	}
 	var agentSaw, proxySaw time.Duration
-	waitFor(t, "both sides to notice the dead link", 20*time.Second, func() bool {
+	noticeBy := transport.DefaultKeepalive.Interval + transport.DefaultKeepalive.Timeout + 2*time.Second
+	waitFor(t, "both sides to notice the dead link", noticeBy+5*time.Second, func() bool {
 		if agentSaw == 0 && !a.Connected() {
 			agentSaw = time.Since(stalled)
 		}
@@ -60,8 +63,8 @@ func TestFaultLinkStalls(t *testing.T) {
 		return agentSaw > 0 && proxySaw > 0
 	})
 	t.Logf("dead link noticed by the agent after %v, by the proxy after %v", agentSaw.Round(time.Millisecond), proxySaw.Round(time.Millisecond))
-	if agentSaw > 15*time.Second || proxySaw > 15*time.Second {
-		t.Errorf("dead link noticed after %v (agent) and %v (proxy), want at most 15s", agentSaw, proxySaw)
+	if agentSaw > noticeBy || proxySaw > noticeBy {
+		t.Errorf("dead link noticed after %v (agent) and %v (proxy), want at most %v", agentSaw, proxySaw, noticeBy)
 	}
 
 	link.Resume()

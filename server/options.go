@@ -54,7 +54,9 @@ type Options struct {
 	// inactivity.
 	StaleAgentCheckInterval time.Duration
 	// HeartbeatInterval is how often agents are asked to send a heartbeat
-	// when they are otherwise idle.
+	// when they are otherwise idle. It must stay well under
+	// MaxAgentInactivity (four heartbeats fit in the default 60 s) and
+	// under the keepalive interval, or idle sessions exchange PINGs too.
 	HeartbeatInterval time.Duration
 	// RegistrationTimeout bounds how long a new session may take to send its
 	// RegisterAgent message.
@@ -126,7 +128,7 @@ func DefaultOptions() Options {
 		ScrapeRequestTimeout:    90 * time.Second,
 		MaxAgentInactivity:      60 * time.Second,
 		StaleAgentCheckInterval: 10 * time.Second,
-		HeartbeatInterval:       5 * time.Second,
+		HeartbeatInterval:       15 * time.Second,
 		RegistrationTimeout:     15 * time.Second,
 		MaxUnzippedContentSize:  10 << 20,
 		MaxMessageSize:          8 << 20,

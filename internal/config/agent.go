@@ -113,14 +113,14 @@ func DefaultAgent() Agent {
 	a.Admin = defaultAdmin(8093)
 	a.Metrics = defaultMetrics(8083)
 	a.Discovery.ReconcileIntervalSecs = 30
-	a.GRPC.KeepAliveTimeSecs = 8 // longer than the 5 s heartbeat: see transport.DefaultKeepalive
+	a.GRPC.KeepAliveTimeSecs = 20 // longer than the 15 s heartbeat: see transport.DefaultKeepalive
 	a.GRPC.KeepAliveTimeoutSecs = 5
 	a.GRPC.UnaryDeadlineSecs = 30
 	a.Internal.CioTimeoutSecs = 90
 	a.Internal.ReconnectPauseSecs = 30
 	a.Internal.HeartbeatEnabled = true
 	a.Internal.HeartbeatCheckPauseMillis = 500
-	a.Internal.HeartbeatMaxInactivitySecs = 5
+	a.Internal.HeartbeatMaxInactivitySecs = 15 // the proxy's; see server.DefaultOptions
 	a.Internal.ScrapeRequestBacklogUnhealthySize = 25
 	a.Internal.RejectedPathRetrySecs = 10
 	a.Internal.ShutdownGracePeriodSecs = 10

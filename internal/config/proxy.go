@@ -110,7 +110,7 @@ func DefaultProxy() Proxy {
 	p.UI.RefreshIntervalSecs = 2
 	p.UI.RecentScrapesQueueSize = 200
 	p.GRPC.HandshakeTimeoutSecs = 120
-	p.GRPC.KeepAliveTimeSecs = 8 // longer than the 5 s heartbeat: see transport.DefaultKeepalive
+	p.GRPC.KeepAliveTimeSecs = 20 // longer than the 15 s heartbeat: see transport.DefaultKeepalive
 	p.GRPC.KeepAliveTimeoutSecs = 5
 	p.GRPC.PermitKeepAliveTimeSecs = 300
 	p.GRPC.MaxConnectionIdleSecs = intMax
