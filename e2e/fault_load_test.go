@@ -109,7 +109,8 @@ func (p *observedProxy) settledGoroutines(t testing.TB, limit float64, timeout t
 // live heap must come back to where they were, and its path table must
 // hold exactly the paths of the agents still connected.
 func TestFaultAgentFlapping(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it keeps both cores busy, and the timing bounds of the
+	// tests that would run beside it are not about a starved machine.
 	body := exposition(1000)
 	target := newTarget(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
 	p := startObservedProxy(t)
@@ -226,7 +227,8 @@ func flapOnce(t testing.TB, p *observedProxy, target string, f, i int) {
 // its deadline and with a clear status; the proxy's goroutines must stay
 // within a small multiple of the requests and come back down afterwards.
 func TestFaultConcurrentScrapes(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it keeps both cores busy, and the timing bounds of the
+	// tests that would run beside it are not about a starved machine.
 	n := shortOr(200, 1000)
 	const deadline = 5 * time.Second
 	body := exposition(1000)
