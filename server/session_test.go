@@ -1,11 +1,15 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"hash/crc32"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +293,86 @@ func TestDisplacedAgentIsTold(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestMultiFrameBodyLeavesInFewWrites(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+
+	conn, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /app HTTP/1.1\r\nHost: proxy\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Ten frames of 12 KiB, of a body whose length the target did not
+	// declare, so that the proxy must send it chunked; each write of the
+	// proxy shows as one chunk on the wire.
+	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 3000)[:120<<10]
+	req := fa.nextScrape()
+	const chunk = 12 << 10
+	for off := 0; off < len(body); off += chunk {
+		f := frame(req.GetScrapeId(), body[off:off+chunk])
+		sr := f.GetScrapeResult()
+		if off == 0 {
+			sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1, ContentType: "text/plain"}
+		}
+		if off+chunk == len(body) {
+			sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc32.ChecksumIEEE(body)}
+		}
+		fa.send(f)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
+		t.Fatalf("status line %q, err %v", status, err)
+	}
+	chunked := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+		chunked = chunked || strings.EqualFold(strings.TrimSpace(line), "Transfer-Encoding: chunked")
+	}
+	if !chunked {
+		t.Fatal("the answer is not chunked; the test needs a body of unknown length")
+	}
+	// Decode the chunked encoding by hand, counting its chunks: each is
+	// one write of the proxy.
+	var got []byte
+	chunks := 0
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := strconv.ParseInt(strings.TrimSpace(line), 16, 64)
+		if err != nil {
+			t.Fatalf("chunk size line %q: %v", line, err)
+		}
+		if size == 0 {
+			break
+		}
+		chunks++
+		data := make([]byte, size+2)
+		if _, err := io.ReadFull(br, data); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, data[:size]...)
+	}
+	if !bytes.Equal(got, body) {
+		t.Fatalf("body of %d bytes differs from the %d the agent sent", len(got), len(body))
+	}
+	if chunks > 1 {
+		t.Fatalf("the proxy wrote a body of %d frames (%d bytes) in %d writes, want 1", len(body)/chunk, len(body), chunks)
 	}
 }
