@@ -111,7 +111,7 @@ func (t *h1Transport) connect(ctx context.Context, key string) (*h1Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{t: t, key: key, nc: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &h1Conn{t: t, key: key, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
 }
 
 // get takes the most recently used idle connection to key, closing those

@@ -30,6 +30,13 @@ type rawTarget struct {
 
 func newRawTarget(t *testing.T, answer func(conn, req int) string) *rawTarget {
 	t.Helper()
+	return startRawTarget(t, answer, false)
+}
+
+// startRawTarget starts the target; hangUp closes every connection after
+// its first answer.
+func startRawTarget(t *testing.T, answer func(conn, req int) string, hangUp bool) *rawTarget {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +66,7 @@ func newRawTarget(t *testing.T, answer func(conn, req int) string) *rawTarget {
 					if a == "" {
 						return
 					}
-					if _, err := io.WriteString(nc, a); err != nil {
+					if _, err := io.WriteString(nc, a); err != nil || hangUp {
 						return
 					}
 				}
@@ -206,34 +213,10 @@ func TestH1ClosesConnectionsItCannotReuse(t *testing.T) {
 }
 
 // newClosingTarget answers each connection's first request with answer
-// and hangs up.
+// and hangs up, which is how a body without a length ends.
 func newClosingTarget(t *testing.T, answer string) *rawTarget {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := &rawTarget{ln: ln}
-	rt.wg.Add(1)
-	go func() {
-		defer rt.wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			rt.accepted.Add(1)
-			if _, err := http.ReadRequest(bufio.NewReader(nc)); err == nil {
-				_, _ = io.WriteString(nc, answer)
-			}
-			nc.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		rt.wg.Wait()
-	})
-	return rt
+	return startRawTarget(t, func(int, int) string { return answer }, true)
 }
 
 func TestH1SkipsInformationalAnswers(t *testing.T) {
@@ -246,19 +229,28 @@ func TestH1SkipsInformationalAnswers(t *testing.T) {
 	}
 }
 
-func TestH1CancelUnblocksABodyRead(t *testing.T) {
-	// The target sends the head and a first piece, then stalls.
+// stallingTarget sends the head of its answer and first, then sends nothing
+// more until the client goes away or the test ends.
+func stallingTarget(t *testing.T, first string) *httptest.Server {
+	t.Helper()
 	stall := make(chan struct{})
-	defer close(stall)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "first piece\n")
+		_, _ = io.WriteString(w, first)
 		w.(http.Flusher).Flush()
 		select {
 		case <-stall:
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(func() {
+		close(stall)
+		srv.Close()
+	})
+	return srv
+}
+
+func TestH1CancelUnblocksABodyRead(t *testing.T) {
+	srv := stallingTarget(t, "first piece\n")
 	tr := newTestH1(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -372,17 +364,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 }
 
 func TestH1DeadlineErrorsCarryTheCause(t *testing.T) {
-	stall := make(chan struct{})
-	defer close(stall)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "head\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-stall:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
+	srv := stallingTarget(t, "head\n")
 	cause := errors.New("target did not answer within the scrape timeout")
 	ctx, cancel := context.WithTimeoutCause(context.Background(), 200*time.Millisecond, cause)
 	defer cancel()
