@@ -33,8 +33,8 @@ func TestLivenessDefaultsAgree(t *testing.T) {
 		t.Errorf("agent config heartbeatMaxInactivitySecs %v differs from the proxy's heartbeat %v", got, so.HeartbeatInterval)
 	}
 	for name, ka := range map[string]transport.Keepalive{
-		"proxy config": keepalive(pc.GRPC.KeepAliveTimeSecs, pc.GRPC.KeepAliveTimeoutSecs),
-		"agent config": keepalive(ac.GRPC.KeepAliveTimeSecs, ac.GRPC.KeepAliveTimeoutSecs),
+		"proxy config":  keepalive(pc.GRPC.KeepAliveTimeSecs, pc.GRPC.KeepAliveTimeoutSecs),
+		"agent config":  keepalive(ac.GRPC.KeepAliveTimeSecs, ac.GRPC.KeepAliveTimeoutSecs),
 		"proxy library": so.Keepalive,
 		"agent library": co.Keepalive,
 	} {
