@@ -34,9 +34,8 @@ type h1Transport struct {
 	maxIdlePerHost int
 	idleTimeout    time.Duration
 
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn // by host:port, most recently used last
-	closed bool
+	mu   sync.Mutex
+	idle map[string][]*h1Conn // by host:port, most recently used last
 }
 
 // h1Conn is one kept-alive connection to a target.
@@ -140,7 +139,7 @@ func (t *h1Transport) put(c *h1Conn) {
 	c.since = time.Now()
 	t.mu.Lock()
 	conns := t.idle[c.key]
-	if t.closed || len(conns) >= t.maxIdlePerHost {
+	if len(conns) >= t.maxIdlePerHost {
 		t.mu.Unlock()
 		_ = c.nc.Close()
 		return
@@ -194,7 +193,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	for {
 		if _, err := c.br.Peek(1); err != nil {
-			if errors.Is(err, io.EOF) || isConnReset(err) {
+			if errors.Is(err, io.EOF) || isReadError(err) {
 				err = fmt.Errorf("%w: %w", errStaleConn, err)
 			}
 			return fail(err)
@@ -231,7 +230,9 @@ func withCause(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (%w)", context.Cause(ctx), err)
 }
 
-func isConnReset(err error) bool {
+// isReadError reports a failed read from the connection itself (a reset,
+// for one), as opposed to a malformed answer.
+func isReadError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "read"
 }

@@ -89,7 +89,7 @@ func newTestH1(t *testing.T) *h1Transport {
 	return tr
 }
 
-func get(t *testing.T, rt http.RoundTripper, u string) (*http.Response, string) {
+func roundTripBody(t *testing.T, rt http.RoundTripper, u string) (*http.Response, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -123,7 +123,7 @@ func TestH1ReusesConnectionAcrossBodyKinds(t *testing.T) {
 	})
 	tr := newTestH1(t)
 	for i := 1; i <= 6; i++ {
-		resp, body := get(t, tr, target.url("/metrics"))
+		resp, body := roundTripBody(t, tr, target.url("/metrics"))
 		want := "abc 1\n"
 		if i%2 == 0 {
 			want = "abc 2\n"
@@ -147,8 +147,8 @@ func TestH1RetriesOnceWhenTheTargetClosedAnIdleConnection(t *testing.T) {
 		return lengthAnswer
 	})
 	tr := newTestH1(t)
-	get(t, tr, target.url("/"))
-	_, body := get(t, tr, target.url("/"))
+	roundTripBody(t, tr, target.url("/"))
+	_, body := roundTripBody(t, tr, target.url("/"))
 	if body != "abc 1\n" {
 		t.Fatalf("body %q after the retry", body)
 	}
@@ -223,7 +223,7 @@ func TestH1SkipsInformationalAnswers(t *testing.T) {
 	target := newRawTarget(t, func(int, int) string {
 		return "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + lengthAnswer
 	})
-	resp, body := get(t, newTestH1(t), target.url("/"))
+	resp, body := roundTripBody(t, newTestH1(t), target.url("/"))
 	if resp.StatusCode != 200 || body != "abc 1\n" || resp.Header.Get("Content-Type") != "text/plain" {
 		t.Fatalf("status %d, body %q, content type %q", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 	}
@@ -286,15 +286,49 @@ func TestH1CancelUnblocksABodyRead(t *testing.T) {
 }
 
 func TestH1CancelBeforeTheAnswer(t *testing.T) {
-	target := newRawTarget(t, func(int, int) string { return lengthAnswer })
-	ctx, cancel := context.WithCancelCause(context.Background())
-	cause := errors.New("proxy cancelled the scrape")
-	cancel(cause)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target.url("/"), nil)
-	_, err := newTestH1(t).RoundTrip(req)
-	if !errors.Is(err, cause) {
-		t.Fatalf("error %v does not carry the context's cause", err)
-	}
+	t.Run("while waiting for the answer", func(t *testing.T) {
+		asked := make(chan struct{}, 1)
+		release := make(chan struct{})
+		defer close(release)
+		// The target takes the request and holds its answer until the
+		// test ends.
+		target := newRawTarget(t, func(int, int) string {
+			asked <- struct{}{}
+			<-release
+			return ""
+		})
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cause := errors.New("proxy cancelled the scrape")
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target.url("/"), nil)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := newTestH1(t).RoundTrip(req)
+			errc <- err
+		}()
+		<-asked
+		cancel(cause)
+		select {
+		case err := <-errc:
+			if !errors.Is(err, cause) {
+				t.Fatalf("error %v does not carry the context's cause", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("cancel did not end a request waiting for its answer within 5 s")
+		}
+	})
+	t.Run("before dialling", func(t *testing.T) {
+		target := newRawTarget(t, func(int, int) string { return lengthAnswer })
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cause := errors.New("proxy cancelled the scrape")
+		cancel(cause)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target.url("/"), nil)
+		if _, err := newTestH1(t).RoundTrip(req); !errors.Is(err, cause) {
+			t.Fatalf("error %v does not carry the context's cause", err)
+		}
+		if n := target.accepted.Load(); n != 0 {
+			t.Fatalf("a cancelled request opened %d connections", n)
+		}
+	})
 }
 
 func TestH1LeavesOtherRequestsToTheStandardTransport(t *testing.T) {
@@ -324,16 +358,16 @@ func TestH1LeavesOtherRequestsToTheStandardTransport(t *testing.T) {
 	tr := newH1Transport(fallback)
 	defer tr.CloseIdleConnections()
 
-	if _, body := get(t, tr, tlsSrv.URL); body != "over tls\n" {
+	if _, body := roundTripBody(t, tr, tlsSrv.URL); body != "over tls\n" {
 		t.Fatalf("https body %q", body)
 	}
-	if _, body := get(t, tr, plain.url("/via-proxy")); body != fmt.Sprintf("via proxy %s\n", plain.url("/via-proxy")) {
+	if _, body := roundTripBody(t, tr, plain.url("/via-proxy")); body != fmt.Sprintf("via proxy %s\n", plain.url("/via-proxy")) {
 		t.Fatalf("proxied body %q", body)
 	}
 	if proxied.Load() != 1 || plain.accepted.Load() != 0 {
 		t.Fatalf("a request for a proxied URL reached the target directly (proxy saw %d, target %d)", proxied.Load(), plain.accepted.Load())
 	}
-	if _, body := get(t, tr, plain.url("/direct")); body != "abc 1\n" {
+	if _, body := roundTripBody(t, tr, plain.url("/direct")); body != "abc 1\n" {
 		t.Fatalf("direct body %q", body)
 	}
 }
@@ -341,14 +375,14 @@ func TestH1LeavesOtherRequestsToTheStandardTransport(t *testing.T) {
 func TestH1DropsConnectionsIdleTooLong(t *testing.T) {
 	target := newRawTarget(t, func(int, int) string { return lengthAnswer })
 	tr := newTestH1(t)
-	get(t, tr, target.url("/"))
+	roundTripBody(t, tr, target.url("/"))
 	// Age the idle connection instead of waiting for the timeout.
 	tr.mu.Lock()
 	for _, c := range tr.idle[hostPort(mustURL(t, target.url("/")))] {
 		c.since = c.since.Add(-2 * tr.idleTimeout)
 	}
 	tr.mu.Unlock()
-	get(t, tr, target.url("/"))
+	roundTripBody(t, tr, target.url("/"))
 	if n := target.accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2: a connection idle past the timeout must not be used", n)
 	}
