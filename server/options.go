@@ -104,7 +104,7 @@ type Options struct {
 	// paths its agents may register and owns the paths they serve.
 	Identities []Identity
 	// WebConfigFile is a Prometheus web configuration file
-	// (--web.config.file, the exporter-toolkit format) applied to the
+	// (--web.config.file, the format every Prometheus exporter takes) applied to the
 	// scrape, admin and metrics listeners: TLS, client certificates and
 	// basic auth. The agent listener is configured by the TLS options above.
 	WebConfigFile string

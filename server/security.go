@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
-
-	"github.com/prometheus/exporter-toolkit/web"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/promproxy/promproxy/internal/pathspec"
 	"github.com/promproxy/promproxy/internal/tlsconfig"
+	"github.com/promproxy/promproxy/internal/webconfig"
 )
 
 // agentTLSConfig returns the agent listener's TLS configuration, or nil
@@ -38,8 +35,7 @@ func (p *Proxy) serve(s *namedServer) error {
 	case s == p.agentSrv && p.agentTLS:
 		return s.srv.ServeTLS(s.ln, "", "")
 	case s != p.agentSrv && p.opts.WebConfigFile != "":
-		path := p.opts.WebConfigFile
-		return web.Serve(s.ln, s.srv, &web.FlagConfig{WebConfigFile: &path}, p.log.With("listener", s.name))
+		return webconfig.Serve(s.ln, s.srv, p.opts.WebConfigFile, p.log.With("listener", s.name))
 	default:
 		return s.srv.Serve(s.ln)
 	}
@@ -94,17 +90,11 @@ func (p *Proxy) setupSecurity() error {
 // webConfigHasUsers reports whether the web configuration file asks for
 // basic auth.
 func webConfigHasUsers(path string) (bool, error) {
-	data, err := os.ReadFile(path)
+	users, err := webconfig.HasUsers(path)
 	if err != nil {
-		return false, fmt.Errorf("server: option WebConfigFile: %w", err)
-	}
-	var c struct {
-		Users map[string]any `yaml:"basic_auth_users"`
-	}
-	if err := yaml.Unmarshal(data, &c); err != nil {
 		return false, fmt.Errorf("server: option WebConfigFile = %q: %w", path, err)
 	}
-	return len(c.Users) > 0, nil
+	return users, nil
 }
 
 // forwardedAuthorization is the Authorization header to pass to the agent
@@ -184,7 +174,7 @@ func (o *Options) validateSecurity() []error {
 		}
 	}
 	if o.WebConfigFile != "" {
-		if err := web.Validate(o.WebConfigFile); err != nil {
+		if err := webconfig.Validate(o.WebConfigFile); err != nil {
 			bad("WebConfigFile", q(o.WebConfigFile), err.Error())
 		}
 	}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/promproxy/promproxy/internal/version"
+	"github.com/promproxy/promproxy/internal/webconfig"
 )
 
 // Server is one bound listener and the HTTP server on it.
@@ -54,13 +54,13 @@ func Listen(name, addr string, h http.Handler) (*Server, error) {
 	}}, nil
 }
 
-// UseWebConfig makes Serve apply a Prometheus web configuration file (the
-// exporter-toolkit format: TLS, client certificates, basic auth), as the
-// proxy does on its listeners. The file is checked now, so that a broken
-// one fails at startup; exporter-toolkit re-reads it on each connection, so
-// certificates can be renewed in place. Call it before Serve.
+// UseWebConfig makes Serve apply a Prometheus web configuration file (TLS,
+// client certificates, basic auth), as the proxy does on its listeners.
+// The file is checked now, so that a broken one fails at startup; while
+// serving, changes to it and to its certificates are picked up. Call it
+// before Serve.
 func (s *Server) UseWebConfig(file string, log *slog.Logger) error {
-	if err := web.Validate(file); err != nil {
+	if err := webconfig.Validate(file); err != nil {
 		return fmt.Errorf("%s listener: web config file %q: %w", s.name, file, err)
 	}
 	s.webConfig = file
@@ -81,8 +81,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Serve() error {
 	var err error
 	if s.webConfig != "" {
-		path := s.webConfig
-		err = web.Serve(s.ln, s.srv, &web.FlagConfig{WebConfigFile: &path}, s.log)
+		err = webconfig.Serve(s.ln, s.srv, s.webConfig, s.log)
 	} else {
 		err = s.srv.Serve(s.ln)
 	}

@@ -259,3 +259,16 @@ func SystemPoolWith(caFile string) (*x509.CertPool, error) {
 	pool.AppendCertsFromPEM(data)
 	return pool, nil
 }
+
+// LoadKeyPair parses a PEM certificate chain and its key, as read from the
+// files (or configuration keys) the names describe, and refuses a pair that
+// does not match or is outside its validity period.
+func LoadKeyPair(certName, keyName string, certPEM, keyPEM []byte) (*tls.Certificate, error) {
+	return loadKeyPair(certName, keyName, certPEM, keyPEM, time.Now())
+}
+
+// LoadPool parses the PEM certificates of trusted CAs; name says where they
+// came from. Data without a single certificate is an error.
+func LoadPool(name string, data []byte) (*x509.CertPool, error) {
+	return loadPool(name, data)
+}

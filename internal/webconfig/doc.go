@@ -1,0 +1,17 @@
+// Package webconfig serves an HTTP listener under a Prometheus web
+// configuration file, the format every Prometheus exporter takes with
+// --web.config.file: TLS with optional client certificates,
+// basic auth with bcrypt hashes, a few security headers and a request rate
+// limit.
+//
+// The file is checked in full at startup (keys, names, certificates, hashes),
+// so a mistake stops the process with an error that names the key at fault.
+// While serving, a change to the file is picked up on the next request, and
+// the certificate files are read again on every new TLS connection, so
+// certificates can be renewed in place. A change that does not load is
+// logged and ignored: the listener keeps the last configuration that did,
+// and never falls back to serving without the authentication it had.
+//
+// Two settings are fixed when the listener starts, because net/http fixes
+// them then: whether it speaks TLS at all, and whether it offers HTTP/2.
+package webconfig

@@ -1,0 +1,226 @@
+package webconfig
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Serve serves srv on ln under the web configuration file at path: over
+// TLS when the file configures it, behind basic auth when it names users.
+// It wraps srv.Handler (http.DefaultServeMux when nil) and, for TLS, sets
+// srv.TLSConfig. Like http.Server.Serve, it returns http.ErrServerClosed
+// after a shutdown.
+func Serve(ln net.Listener, srv *http.Server, path string, log *slog.Logger) error {
+	src, err := newSource(path, log)
+	if err != nil {
+		return fmt.Errorf("web config file %q: %w", path, err)
+	}
+	next := srv.Handler
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	srv.Handler = &handler{src: src, next: next, seen: make(map[[sha256.Size]byte]bool)}
+	s := src.cur.Load().s
+	if s.tls == nil {
+		log.Info("serving HTTP under the web config file", "file", path, "address", ln.Addr().String(), "tls", false, "basic_auth", len(s.users) > 0)
+		return srv.Serve(ln)
+	}
+	protos := []string{"h2", "http/1.1"}
+	if !s.http2 {
+		protos = protos[1:]
+		// An empty map, not nil, is what keeps net/http from adding h2.
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	srv.TLSConfig = &tls.Config{GetConfigForClient: src.handshake(protos)}
+	log.Info("serving HTTPS under the web config file", "file", path, "address", ln.Addr().String(), "http2", s.http2, "basic_auth", len(s.users) > 0)
+	return srv.ServeTLS(ln, "", "")
+}
+
+// source is the configuration in force. Each request stats the file; only
+// a change of its identity, size or time loads it again.
+type source struct {
+	path  string
+	log   *slog.Logger
+	tlsOn bool
+	cur   atomic.Pointer[snapshot]
+
+	mu      sync.Mutex // serialises reloads and guards the fields below
+	statErr string
+	lastTLS *tls.Config
+	tlsErr  string
+}
+
+type snapshot struct {
+	fi os.FileInfo
+	s  *settings
+}
+
+func newSource(path string, log *slog.Logger) (*source, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	src := &source{path: path, log: log, tlsOn: s.tls != nil}
+	src.cur.Store(&snapshot{fi, s})
+	return src, nil
+}
+
+func unchanged(a, b os.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+func (src *source) get() *settings {
+	snap := src.cur.Load()
+	fi, err := os.Stat(src.path)
+	if err == nil && unchanged(fi, snap.fi) {
+		return snap.s
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	snap = src.cur.Load()
+	if err != nil {
+		// A deployment replacing the file may leave it missing for a
+		// moment; say so once, not on every request.
+		if msg := err.Error(); msg != src.statErr {
+			src.statErr = msg
+			src.log.Warn("cannot read the web config file; keeping the configuration loaded before", "file", src.path, "err", err)
+		}
+		return snap.s
+	}
+	src.statErr = ""
+	if unchanged(fi, snap.fi) {
+		return snap.s
+	}
+	s, err := load(src.path)
+	if err == nil && (s.tls != nil) != src.tlsOn {
+		err = errors.New("turning TLS on or off takes a restart")
+	}
+	if err != nil {
+		// The stamp is kept, so that this version is refused once rather
+		// than parsed again on every request.
+		src.cur.Store(&snapshot{fi, snap.s})
+		src.log.Error("web config file changed but cannot be used; keeping the configuration loaded before", "file", src.path, "err", err)
+		return snap.s
+	}
+	src.cur.Store(&snapshot{fi, s})
+	src.log.Info("web config file reloaded", "file", src.path)
+	return s
+}
+
+// handshake builds each connection's TLS configuration from the current
+// file, reading the certificates again so that renewed ones are used.
+func (src *source) handshake(protos []string) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		cfg, err := src.get().tls.config()
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		if err != nil {
+			if msg := err.Error(); msg != src.tlsErr {
+				src.tlsErr = msg
+				src.log.Error("cannot load the TLS files of the web config; still using those loaded before", "file", src.path, "err", err)
+			}
+			if src.lastTLS == nil {
+				return nil, err
+			}
+			return src.lastTLS, nil
+		}
+		src.tlsErr = ""
+		cfg.NextProtos = protos
+		src.lastTLS = cfg
+		return cfg, nil
+	}
+}
+
+// decoyHash is checked for a user that does not exist, so that a wrong
+// user name takes as long to refuse as a wrong password. Nobody knows its
+// password.
+var decoyHash = []byte("$2a$10$MVH7Igl6.l7HNI1jixxMqO9lFtCqwnveFXBwxEpDocSQHz2x30riC")
+
+// seenMax bounds the remembered answers: a bcrypt check costs tens of
+// milliseconds, and Prometheus sends the same credentials on every scrape.
+const seenMax = 100
+
+type handler struct {
+	src  *source
+	next http.Handler
+
+	bcryptMu sync.Mutex // one bcrypt at a time: a burst of bad logins must not take every core
+	mu       sync.Mutex
+	// seen maps a digest of user, hash and password to the answer, so the
+	// plaintext password is not what is kept.
+	seen map[[sha256.Size]byte]bool
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.src.get()
+	if s.limiter != nil && !s.limiter.Allow() {
+		http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
+		return
+	}
+	for k, v := range s.headers {
+		w.Header().Set(k, v)
+	}
+	if len(s.users) > 0 && !h.authorized(s, r) {
+		w.Header().Set("WWW-Authenticate", `Basic charset="UTF-8"`)
+		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+		return
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+func (h *handler) authorized(s *settings, r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	hash, known := s.users[user]
+	if !known {
+		hash = decoyHash
+	}
+	d := sha256.New()
+	for _, b := range [][]byte{[]byte(user), hash, []byte(pass)} {
+		d.Write(binary.AppendUvarint(nil, uint64(len(b))))
+		d.Write(b)
+	}
+	var key [sha256.Size]byte
+	d.Sum(key[:0])
+
+	h.mu.Lock()
+	good, hit := h.seen[key]
+	h.mu.Unlock()
+	if !hit {
+		h.bcryptMu.Lock()
+		err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+		h.bcryptMu.Unlock()
+		good = known && err == nil
+		h.mu.Lock()
+		if len(h.seen) >= seenMax {
+			// Map order is unspecified: this drops an arbitrary tenth.
+			n := 0
+			for k := range h.seen {
+				delete(h.seen, k)
+				if n++; n >= seenMax/10 {
+					break
+				}
+			}
+		}
+		h.seen[key] = good
+		h.mu.Unlock()
+	}
+	return good && known
+}
