@@ -22,7 +22,7 @@ import (
 // the agent has finished its fetches in flight, unregistered and closed its
 // session (nil: exit 0), or with the reason it could not start.
 func RunAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
-	return runAgent(ctx, args, stdout, stderr, env, hooks{})
+	return runAgent(ctx, args, stdout, stderr, env, hooks{ownProcess: true})
 }
 
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env Env, h hooks) error {
@@ -104,6 +104,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 		return err
 	}
 	h.started(addrs)
+	h.adaptProcs(ctx, cfg.AdaptiveProcsDisabled, env, log)
 	return serveAgent(ctx, a, servers, secs(cfg.Internal.ShutdownGracePeriodSecs), log)
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/promproxy/promproxy/internal/config"
+	"github.com/promproxy/promproxy/internal/procs"
 	"github.com/promproxy/promproxy/internal/version"
 )
 
@@ -28,6 +30,18 @@ type hooks struct {
 	listen func(name, addr string) string
 	// ready receives the bound addresses once every listener is up.
 	ready func(addrs map[string]net.Addr)
+	// ownProcess is set by the commands, which may tune the runtime of
+	// their process; in-process tests share theirs.
+	ownProcess bool
+}
+
+// adaptProcs starts the GOMAXPROCS controller for the life of ctx, unless
+// the process is not the command's own or the operator turned it off.
+func (h hooks) adaptProcs(ctx context.Context, disabled bool, env Env, log *slog.Logger) {
+	if !h.ownProcess || disabled {
+		return
+	}
+	go procs.Adapt(ctx, env, log.With("component", "procs"))
 }
 
 func (h hooks) addr(name, host string, port int) string {

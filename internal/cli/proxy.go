@@ -17,7 +17,7 @@ import (
 // the proxy has drained (nil: exit 0), or with the reason it could not
 // start or keep running.
 func RunProxy(ctx context.Context, args []string, stdout, stderr io.Writer, env Env) error {
-	return runProxy(ctx, args, stdout, stderr, env, hooks{})
+	return runProxy(ctx, args, stdout, stderr, env, hooks{ownProcess: true})
 }
 
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, env Env, h hooks) error {
@@ -63,6 +63,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer, env 
 	log.Info("prometheus-proxy starting", "version", version.Get().Version, "config", loaded.File,
 		"scrape_addr", p.Addr().String(), "agent_addr", p.AgentAddr().String())
 	h.started(addrs)
+	h.adaptProcs(ctx, cfg.AdaptiveProcsDisabled, env, log)
 	// One machine-readable line on stdout: with port 0 it is how scripts
 	// and tests learn the ports that were picked.
 	fmt.Fprintf(stdout, "prometheus-proxy listening: scrape %s, agents %s\n", p.Addr(), p.AgentAddr())

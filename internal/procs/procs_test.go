@@ -1,0 +1,105 @@
+package procs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestControllerSwitchesWithHysteresis(t *testing.T) {
+	t.Parallel()
+	var c controller
+	steps := []struct {
+		load float64
+		want action
+	}{
+		// Busy at first: stays on the default.
+		{1.5, stay}, {0.9, stay},
+		// Seven quiet samples are not enough; a load between the
+		// thresholds restarts the count.
+		{0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay},
+		{0.45, stay},
+		{0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay}, {0.1, stay},
+		{0.2, toOne},
+		// On one processor: a load under busy stays there.
+		{0.0, stay}, {0.59, stay}, {0.3, stay},
+		// At busy it goes back at once.
+		{0.6, toDefault},
+		{0.0, stay},
+	}
+	for i, s := range steps {
+		if got := c.observe(s.load); got != s.want {
+			t.Fatalf("sample %d (load %.2f): action %d, want %d", i, s.load, got, s.want)
+		}
+	}
+}
+
+func TestAdaptLeavesAnOperatorsSettingAlone(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// With the variable set, Adapt returns without touching anything,
+	// even with a live context.
+	Adapt(context.Background(), func(k string) (string, bool) { return "3", k == "GOMAXPROCS" }, slog.New(slog.DiscardHandler))
+	Adapt(ctx, func(string) (string, bool) { return "", false }, slog.New(slog.DiscardHandler))
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS %d after Adapt, was %d", got, before)
+	}
+}
+
+func TestAdaptFollowsTheLoad(t *testing.T) {
+	def := runtime.GOMAXPROCS(0)
+	if def <= 1 {
+		t.Skip("one processor by default: nothing to adapt")
+	}
+	if _, ok := os.LookupEnv("GOMAXPROCS"); ok {
+		t.Skip("GOMAXPROCS is set")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Adapt(ctx, func(string) (string, bool) { return "", false }, slog.New(slog.DiscardHandler))
+	}()
+	defer func() {
+		cancel()
+		<-done
+		if got := runtime.GOMAXPROCS(0); got != def {
+			t.Errorf("GOMAXPROCS %d after Adapt ended, want the default %d", got, def)
+		}
+	}()
+	// waitFor polls for at most 10 s: the switch comes after 2 s of quiet
+	// or within a sample of load.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 10 s (GOMAXPROCS %d)", what, runtime.GOMAXPROCS(0))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("move to one processor while idle", func() bool { return runtime.GOMAXPROCS(0) == 1 })
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		})
+	}
+	waitFor("return to the default under load", func() bool { return runtime.GOMAXPROCS(0) == def })
+	close(stop)
+	wg.Wait()
+}
