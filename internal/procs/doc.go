@@ -8,8 +8,9 @@
 // virtual machine that costs more than the message itself. One processor
 // runs the same hand-offs without a thread switch. Under load the process
 // needs every processor it may use, so the controller gives them back
-// within one sampling interval of the load rising, and takes them away
-// only after the load has stayed low for a while.
+// within one sampling interval of the load rising (250 ms; 1 s when the
+// process was all but asleep), and takes them away only after the load has
+// stayed low for a while.
 //
 // It is for the commands, which own their process. Library users of the
 // server and client packages keep their runtime settings.

@@ -20,6 +20,11 @@ const (
 	// keeps a steady load near either from switching back and forth.
 	idle         = 0.3
 	quietSamples = 8
+	// A process that is all but asleep (under resting cores) on one
+	// processor is sampled every restInterval instead: each sample wakes
+	// it, which is most of what an idle agent does.
+	resting      = 0.05
+	restInterval = time.Second
 )
 
 // Adapt adjusts GOMAXPROCS until ctx ends, then restores the runtime's
@@ -42,7 +47,7 @@ func Adapt(ctx context.Context, getenv func(string) (string, bool), log *slog.Lo
 			runtime.SetDefaultGOMAXPROCS()
 		}
 	}()
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	lastAt := time.Now()
 	for {
@@ -53,7 +58,9 @@ func Adapt(ctx context.Context, getenv func(string) (string, bool), log *slog.Lo
 			cpu, _ := cpuTime()
 			load := float64(cpu-last) / float64(now.Sub(lastAt))
 			last, lastAt = cpu, now
-			switch c.observe(load) {
+			act := c.observe(load)
+			t.Reset(c.next(load))
+			switch act {
 			case toOne:
 				runtime.GOMAXPROCS(1)
 				log.Debug("load is low: running on one processor", "load_cores", load)
@@ -81,6 +88,14 @@ const (
 type controller struct {
 	one   bool
 	quiet int
+}
+
+// next is the time to the following sample.
+func (c *controller) next(load float64) time.Duration {
+	if c.one && load < resting {
+		return restInterval
+	}
+	return interval
 }
 
 func (c *controller) observe(load float64) action {

@@ -38,6 +38,21 @@ func TestControllerSwitchesWithHysteresis(t *testing.T) {
 	}
 }
 
+func TestControllerSamplesARestingProcessLessOften(t *testing.T) {
+	t.Parallel()
+	var c controller
+	if d := c.next(0); d != interval {
+		t.Errorf("on the default, idle: next sample in %s, want %s (the move to one processor must not wait)", d, interval)
+	}
+	c.one = true
+	if d := c.next(0.01); d != restInterval {
+		t.Errorf("on one processor, resting: next sample in %s, want %s", d, restInterval)
+	}
+	if d := c.next(0.1); d != interval {
+		t.Errorf("on one processor, some load: next sample in %s, want %s", d, interval)
+	}
+}
+
 func TestAdaptLeavesAnOperatorsSettingAlone(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	ctx, cancel := context.WithCancel(context.Background())
