@@ -12,12 +12,16 @@ const (
 	// a load that has just risen runs on one processor.
 	interval = 250 * time.Millisecond
 	// busy is the load, in cores, at which a process on one processor gets
-	// the runtime's default back; well short of the one core it has, so
-	// that work does not queue behind it.
+	// the runtime's default back; well short of the one core it has,
+	// because on a machine whose cores are contended a process on one
+	// processor is held under its demand (the kernel shares the cores among
+	// threads), so its load understates what it needs.
 	busy = 0.6
 	// idle is the load under which, held for quietSamples samples in a row
 	// (two seconds), the process moves to one processor. The gap to busy
-	// keeps a steady load near either from switching back and forth.
+	// keeps a steady load near either from switching back and forth; and
+	// the same work costs less CPU on one processor than on several, so a
+	// load that moved down does not come back up by moving.
 	idle         = 0.3
 	quietSamples = 8
 	// A process that is all but asleep (under resting cores) on one
@@ -37,11 +41,14 @@ func Adapt(ctx context.Context, getenv func(string) (string, bool), log *slog.Lo
 		log.Debug("GOMAXPROCS is set: the number of processors is not adapted to the load", "GOMAXPROCS", v)
 		return
 	}
-	last, ok := cpuTime()
-	if !ok || runtime.GOMAXPROCS(0) <= 1 {
+	if _, ok := cpuTime(); !ok || runtime.GOMAXPROCS(0) <= 1 {
 		return
 	}
-	var c controller
+	run(ctx, log, &controller{busy: busy, idle: idle})
+}
+
+func run(ctx context.Context, log *slog.Logger, c *controller) {
+	last, _ := cpuTime()
 	defer func() {
 		if c.one {
 			runtime.SetDefaultGOMAXPROCS()
@@ -86,8 +93,9 @@ const (
 // default, so that startup work (handshakes, a fleet registering) has every
 // processor.
 type controller struct {
-	one   bool
-	quiet int
+	busy, idle float64 // thresholds, in cores
+	one        bool
+	quiet      int
 }
 
 // next is the time to the following sample.
@@ -100,13 +108,13 @@ func (c *controller) next(load float64) time.Duration {
 
 func (c *controller) observe(load float64) action {
 	if c.one {
-		if load >= busy {
+		if load >= c.busy {
 			c.one, c.quiet = false, 0
 			return toDefault
 		}
 		return stay
 	}
-	if load > idle {
+	if load > c.idle {
 		c.quiet = 0
 		return stay
 	}
