@@ -70,7 +70,7 @@ func (b *bench) runFleet(ctx context.Context) []row {
 
 	if b.o.scenarios["fleet-idle"] {
 		b.logf("fleet: measuring at rest for %s", b.o.idleFor)
-		sleepCtx(ctx, 2*time.Second) // let the scrapes above and the GC settle
+		sleepCtx(ctx, 5*time.Second) // let the scrapes above and the GC settle, and the proxy move to one processor (after 2 s of quiet)
 		u0 := b.sampleUsage(pp)
 		var prof sync.WaitGroup
 		if b.o.profile != "" {
