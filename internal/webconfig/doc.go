@@ -10,7 +10,9 @@
 // the certificate files are read again on every new TLS connection, so
 // certificates can be renewed in place. A change that does not load is
 // logged and ignored: the listener keeps the last configuration that did,
-// and never falls back to serving without the authentication it had.
+// and never falls back to serving without the authentication it had. It is
+// tried again every few seconds, since what it names may be put in place
+// after it.
 //
 // Two settings are fixed when the listener starts, because net/http fixes
 // them then: whether it speaks TLS at all, and whether it offers HTTP/2.

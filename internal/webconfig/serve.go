@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -64,7 +65,14 @@ type source struct {
 type snapshot struct {
 	fi os.FileInfo
 	s  *settings
+	// retryAt is set when this version of the file did not load: it is
+	// tried again from then on, since what it names (a certificate put in
+	// place after the file that points to it) may have been mended since.
+	retryAt time.Time
 }
+
+// retryEvery spaces the attempts to load a file that did not load.
+var retryEvery = 5 * time.Second
 
 func newSource(path string, log *slog.Logger) (*source, error) {
 	fi, err := os.Stat(path)
@@ -76,7 +84,7 @@ func newSource(path string, log *slog.Logger) (*source, error) {
 		return nil, err
 	}
 	src := &source{path: path, log: log, tlsOn: s.tls != nil}
-	src.cur.Store(&snapshot{fi, s})
+	src.cur.Store(&snapshot{fi: fi, s: s})
 	return src, nil
 }
 
@@ -87,7 +95,7 @@ func unchanged(a, b os.FileInfo) bool {
 func (src *source) get() *settings {
 	snap := src.cur.Load()
 	fi, err := os.Stat(src.path)
-	if err == nil && unchanged(fi, snap.fi) {
+	if err == nil && unchanged(fi, snap.fi) && (snap.retryAt.IsZero() || time.Now().Before(snap.retryAt)) {
 		return snap.s
 	}
 	src.mu.Lock()
@@ -103,7 +111,8 @@ func (src *source) get() *settings {
 		return snap.s
 	}
 	src.statErr = ""
-	if unchanged(fi, snap.fi) {
+	retry := !snap.retryAt.IsZero()
+	if unchanged(fi, snap.fi) && (!retry || time.Now().Before(snap.retryAt)) {
 		return snap.s
 	}
 	s, err := load(src.path)
@@ -111,13 +120,16 @@ func (src *source) get() *settings {
 		err = errors.New("turning TLS on or off takes a restart")
 	}
 	if err != nil {
-		// The stamp is kept, so that this version is refused once rather
-		// than parsed again on every request.
-		src.cur.Store(&snapshot{fi, snap.s})
-		src.log.Error("web config file changed but cannot be used; keeping the configuration loaded before", "file", src.path, "err", err)
+		// The stamp is kept, so that this version is tried again only
+		// every few seconds rather than on every request, and reported
+		// once.
+		if !retry || !unchanged(fi, snap.fi) {
+			src.log.Error("web config file changed but cannot be used; keeping the configuration loaded before", "file", src.path, "err", err)
+		}
+		src.cur.Store(&snapshot{fi: fi, s: snap.s, retryAt: time.Now().Add(retryEvery)})
 		return snap.s
 	}
-	src.cur.Store(&snapshot{fi, s})
+	src.cur.Store(&snapshot{fi: fi, s: s})
 	src.log.Info("web config file reloaded", "file", src.path)
 	return s
 }

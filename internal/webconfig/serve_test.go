@@ -20,7 +20,11 @@ import (
 	"github.com/promproxy/promproxy/internal/testlog"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// Short, so that the test of a retried edit need not wait 5 s.
+	retryEvery = 50 * time.Millisecond
+	goleak.VerifyTestMain(m)
+}
 
 // serve starts a server under the file at path and returns its address.
 func serve(t *testing.T, path string, log *testlog.Recorder) string {
@@ -319,5 +323,47 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 	writeFile(t, filepath.Join(s.Dir, "server.key"), string(s.Client.KeyPEM))
 	if got := serial(); got != renewed.Cert.SerialNumber.String() {
 		t.Errorf("with a mismatched key the server shows serial %s, want the last good %s", got, renewed.Cert.SerialNumber)
+	}
+}
+
+// An edit that names certificate files not yet in place is refused, and
+// picked up once they appear, without another edit of the file.
+func TestRefusedEditIsRetried(t *testing.T) {
+	t.Parallel()
+	s := newCerts(t)
+	path := filepath.Join(s.Dir, "web.yml")
+	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+	log := testlog.NewRecorder(t)
+	addr := serve(t, path, log)
+	serial := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, tlsClient(s, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	writeFile(t, path, "tls_server_config:\n  cert_file: next.crt\n  key_file: next.key\n")
+	if got := serial(); got != first {
+		t.Fatalf("serial %s while the new files are missing, want the first %s", got, first)
+	}
+	next, err := s.CA.Issue(testcerts.Request{CommonName: "proxy", IPs: testcerts.LoopbackIPs, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(s.Dir, "next.key"), string(next.KeyPEM))
+	writeFile(t, filepath.Join(s.Dir, "next.crt"), string(next.CertPEM))
+	want := next.Cert.SerialNumber.String()
+	deadline := time.Now().Add(10 * time.Second)
+	for serial() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new certificate was not picked up within 10 s of its files appearing")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(log.String(), "cannot be used"); n != 1 {
+		t.Errorf("the refused edit was reported %d times, want once:\n%s", n, log)
 	}
 }
