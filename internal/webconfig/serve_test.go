@@ -294,21 +294,25 @@ func TestChangesArePickedUp(t *testing.T) {
 	}
 }
 
+// servedSerial is the serial number of the certificate a new connection
+// to addr is shown.
+func servedSerial(t *testing.T, addr string, s *testcerts.Set) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, tlsClient(s, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
 func TestRenewedCertificateIsServed(t *testing.T) {
 	t.Parallel()
 	s := newCerts(t)
 	path := filepath.Join(s.Dir, "web.yml")
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
 	addr := serve(t, path, nil)
-	serial := func() string {
-		t.Helper()
-		conn, err := tls.Dial("tcp", addr, tlsClient(s, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
-	}
+	serial := func() string { return servedSerial(t, addr, s) }
 	first := serial()
 	renewed, err := s.CA.Issue(testcerts.Request{CommonName: "proxy", IPs: testcerts.LoopbackIPs, Server: true})
 	if err != nil {
@@ -335,15 +339,7 @@ func TestRefusedEditIsRetried(t *testing.T) {
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
 	log := testlog.NewRecorder(t)
 	addr := serve(t, path, log)
-	serial := func() string {
-		t.Helper()
-		conn, err := tls.Dial("tcp", addr, tlsClient(s, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
-	}
+	serial := func() string { return servedSerial(t, addr, s) }
 	first := serial()
 	writeFile(t, path, "tls_server_config:\n  cert_file: next.crt\n  key_file: next.key\n")
 	if got := serial(); got != first {
