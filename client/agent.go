@@ -34,6 +34,7 @@ type Agent struct {
 
 	proxyClient  *http.Client // HTTP/2 only, for the proxy session
 	proxyConns   *connSet     // every connection proxyClient dialled
+	certAsked    atomic.Bool  // a proxy asked for a client certificate the agent lacks
 	targetClient *http.Client // for fetching targets
 
 	inFlight  atomic.Int64
@@ -77,7 +78,7 @@ func New(opts Options) (*Agent, error) {
 		reg = prometheus.NewRegistry()
 	}
 	a.metrics = newMetrics(reg, a.launchID, opts.AgentName)
-	proxyRT, err := newProxyTransport(&opts, bases, a.log)
+	proxyRT, err := newProxyTransport(&opts, bases, a.log, &a.certAsked)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +139,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		base := a.bases[idx]
 		log := a.log.With("proxy", base)
+		a.certAsked.Store(false)
 		established, err := a.runSession(ctx, base, log)
 		a.connected.Store(false)
 		a.regPaths.Store(0)
@@ -152,12 +154,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			idx, attempt = (idx+1)%len(a.bases), 0
 			delay = a.opts.Backoff.Delay(0) / 4
 		case established:
-			log.Warn("session with proxy ended; reconnecting", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
+			log.Warn("session with proxy ended; reconnecting", "err", describeConnectError(err, a.opts.proxyTLSEnabled(), a.certAsked.Load()))
 			idx, attempt = 0, 0
 			delay = a.opts.Backoff.Delay(0)
 		default:
 			a.metrics.connects.WithLabelValues("failure").Inc()
-			log.Warn("cannot connect to proxy", "err", describeConnectError(err, a.opts.proxyTLSEnabled()))
+			log.Warn("cannot connect to proxy", "err", describeConnectError(err, a.opts.proxyTLSEnabled(), a.certAsked.Load()))
 			idx = (idx + 1) % len(a.bases)
 			if idx == 0 {
 				delay = a.opts.Backoff.Delay(attempt)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"connectrpc.com/connect"
@@ -64,7 +65,13 @@ func (o *Options) validateSecurity() []error {
 // newProxyTransport returns the round tripper for the proxy channel: HTTP/2
 // only, TLS per proxy address when enabled, and the agent token and
 // authority override added to every request.
-func newProxyTransport(o *Options, bases []string, log *slog.Logger) (http.RoundTripper, error) {
+//
+// certAsked is set when a proxy asks for a client certificate that the
+// agent does not have. A proxy that requires one closes the connection
+// after the handshake, and when that happens before the first request is
+// sent, net/http reports only that the connection could not be
+// established; the flag lets the agent say why.
+func newProxyTransport(o *Options, bases []string, log *slog.Logger, certAsked *atomic.Bool) (http.RoundTripper, error) {
 	pt := &proxyTransport{token: o.AgentToken, authority: o.TLSOverrideAuthority, byHost: map[string]*http.Transport{}}
 	if !o.proxyTLSEnabled() {
 		pt.shared = transport.NewClientTransport(nil, o.Keepalive)
@@ -103,6 +110,12 @@ func newProxyTransport(o *Options, bases []string, log *slog.Logger) (http.Round
 			cfg = o.TLSConfig.Clone()
 			if cfg.ServerName == "" {
 				cfg.ServerName = name
+			}
+		}
+		if cfg.GetClientCertificate == nil && len(cfg.Certificates) == 0 {
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				certAsked.Store(true)
+				return &tls.Certificate{}, nil // an empty one sends none
 			}
 		}
 		pt.byHost[u.Host] = transport.NewClientTransport(cfg, o.Keepalive)
@@ -175,15 +188,15 @@ func targetTLSConfig(o *Options, log *slog.Logger) (*tls.Config, error) {
 
 // describeConnectError explains why a session with the proxy failed, in
 // words an operator can act on. It never includes secrets.
-func describeConnectError(err error, tlsOn bool) string {
+func describeConnectError(err error, tlsOn, certAsked bool) string {
 	msg := redact.Error(err)
-	if hint := connectHint(err, tlsOn); hint != "" {
+	if hint := connectHint(err, tlsOn, certAsked); hint != "" {
 		return msg + " (" + hint + ")"
 	}
 	return msg
 }
 
-func connectHint(err error, tlsOn bool) string {
+func connectHint(err error, tlsOn, certAsked bool) string {
 	// crypto/tls reports the peer's alerts as a net.OpError around an
 	// unexported type, so the alert is recognised by its text.
 	msg := err.Error()
@@ -199,6 +212,8 @@ func connectHint(err error, tlsOn bool) string {
 		return "the proxy says the agent's client certificate has expired"
 	case strings.Contains(msg, "tls: certificate required"):
 		return "the proxy requires a client certificate (mutual TLS): set the agent's certificate and key"
+	case certAsked && strings.Contains(msg, "client conn could not be established"):
+		return "the proxy asked for a client certificate, which the agent does not have, and closed the connection: it requires a client certificate (mutual TLS); set the agent's certificate and key"
 	case strings.Contains(msg, "tls: no application protocol"):
 		return "the proxy does not offer HTTP/2 on this port"
 	case strings.Contains(msg, "remote error: tls:"):
