@@ -9,7 +9,8 @@ import (
 
 const (
 	// interval is how often the process's CPU time is sampled: the longest
-	// a load that has just risen runs on one processor.
+	// a load that has just risen runs on one processor (restInterval when
+	// the process was all but asleep).
 	interval = 250 * time.Millisecond
 	// busy is the load, in cores, at which a process on one processor gets
 	// the runtime's default back; well short of the one core it has,
