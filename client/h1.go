@@ -38,14 +38,32 @@ type h1Transport struct {
 	idle map[string][]*h1Conn // by host:port, most recently used last
 }
 
-// h1Conn is one kept-alive connection to a target.
+// h1Conn is one kept-alive connection to a target. It holds buffers only
+// while a request is under way: an agent may keep a connection to each of
+// hundreds of targets, and most of them sit idle between scrapes.
 type h1Conn struct {
 	t     *h1Transport
 	key   string
 	nc    net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	since time.Time // when it went idle
+	br    *bufio.Reader // from readers, while an answer is read
+	since time.Time     // when it went idle
+}
+
+// The read buffer is large enough to take a typical answer's head and body
+// in one read: with net/http's 4 KiB, a 10 KB uncompressed body took three
+// reads and the chunked encoding's framing more.
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// dropReader returns the read buffer; whatever it still holds is discarded.
+func (c *h1Conn) dropReader() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		readers.Put(c.br)
+		c.br = nil
+	}
 }
 
 func newH1Transport(fallback *http.Transport) *h1Transport {
@@ -110,7 +128,7 @@ func (t *h1Transport) connect(ctx context.Context, key string) (*h1Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{t: t, key: key, nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	return &h1Conn{t: t, key: key, nc: nc}, nil
 }
 
 // get takes the most recently used idle connection to key, closing those
@@ -183,14 +201,24 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = c.nc.Close()
+		c.dropReader()
 		return nil, withCause(ctx, err)
 	}
-	if err := req.Write(c.bw); err != nil {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	err := req.Write(bw)
+	if err == nil {
+		if err = bw.Flush(); err != nil {
+			err = fmt.Errorf("%w: %w", errStaleConn, err)
+		}
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if err != nil {
 		return fail(err)
 	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(fmt.Errorf("%w: %w", errStaleConn, err))
-	}
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
 	for {
 		if _, err := c.br.Peek(1); err != nil {
 			if errors.Is(err, io.EOF) || isReadError(err) {
@@ -281,7 +309,11 @@ func (b *h1Body) Close() error {
 func (b *h1Body) release(complete bool) {
 	b.done = true
 	c := b.c
-	if !b.stop() || !complete || !b.keep || c.br.Buffered() > 0 {
+	// Bytes left after the answer are not an answer to anything: such a
+	// connection is not reused.
+	reuse := b.stop() && complete && b.keep && c.br.Buffered() == 0
+	c.dropReader()
+	if !reuse {
 		_ = c.nc.Close()
 		return
 	}

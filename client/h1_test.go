@@ -413,3 +413,77 @@ func TestH1DeadlineErrorsCarryTheCause(t *testing.T) {
 		t.Fatalf("body read ended with %v, which does not carry the deadline's cause", err)
 	}
 }
+
+// countingConn counts the reads made on a connection.
+type countingConn struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}
+
+// An uncompressed answer of some kilobytes, chunked the way a Go exporter
+// writes it, is taken in one read, and an idle connection holds no buffer.
+func TestH1ReadsAnAnswerAtOnceAndKeepsNoBufferWhileIdle(t *testing.T) {
+	var body, wire strings.Builder
+	wire.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for i := range 5 {
+		chunk := strings.Repeat(fmt.Sprintf("metric_%d 1\n", i), 4000/12)
+		body.WriteString(chunk)
+		fmt.Fprintf(&wire, "%x\r\n%s\r\n", len(chunk), chunk)
+	}
+	wire.WriteString("0\r\n\r\n")
+
+	tr := newTestH1(t)
+	var conn *countingConn
+	var served sync.WaitGroup
+	tr.dial = func(context.Context, string, string) (net.Conn, error) {
+		client, server := net.Pipe()
+		conn = &countingConn{Conn: client}
+		served.Add(1)
+		go func() {
+			defer served.Done()
+			defer server.Close()
+			br := bufio.NewReader(server)
+			for {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				// One write, as net.Pipe hands it to reads in pieces no
+				// larger than the reader asks for.
+				if _, err := io.WriteString(server, wire.String()); err != nil {
+					return
+				}
+			}
+		}()
+		return conn, nil
+	}
+	t.Cleanup(served.Wait)
+	t.Cleanup(tr.CloseIdleConnections)
+
+	for i := range 2 {
+		before := int32(0)
+		if conn != nil {
+			before = conn.reads.Load()
+		}
+		resp, got := roundTripBody(t, tr, "http://target.invalid:9100/metrics")
+		if resp.StatusCode != 200 || got != body.String() {
+			t.Fatalf("request %d: status %d, %d body bytes, want 200 and %d", i+1, resp.StatusCode, len(got), body.Len())
+		}
+		if n := conn.reads.Load() - before; n > 1 {
+			t.Errorf("request %d: a %d-byte answer took %d reads, want 1", i+1, wire.Len(), n)
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	idle := tr.idle["target.invalid:9100"]
+	if len(idle) != 1 {
+		t.Fatalf("%d idle connections, want the one used twice", len(idle))
+	}
+	if idle[0].br != nil {
+		t.Error("an idle connection still holds its read buffer")
+	}
+}
