@@ -31,7 +31,7 @@ func Serve(ln net.Listener, srv *http.Server, path string, log *slog.Logger) err
 	if next == nil {
 		next = http.DefaultServeMux
 	}
-	srv.Handler = &handler{src: src, next: next, seen: make(map[[sha256.Size]byte]bool)}
+	srv.Handler = newHandler(src, next)
 	s := src.cur.Load().s
 	if s.tls == nil {
 		log.Info("serving HTTP under the web config file", "file", path, "address", ln.Addr().String(), "tls", false, "basic_auth", len(s.users) > 0)
@@ -163,8 +163,9 @@ func (src *source) handshake(protos []string) func(*tls.ClientHelloInfo) (*tls.C
 // password.
 var decoyHash = []byte("$2a$10$MVH7Igl6.l7HNI1jixxMqO9lFtCqwnveFXBwxEpDocSQHz2x30riC")
 
-// seenMax bounds the remembered answers: a bcrypt check costs tens of
-// milliseconds, and Prometheus sends the same credentials on every scrape.
+// seenMax bounds each set of remembered answers: a bcrypt check costs tens
+// of milliseconds, and Prometheus sends the same credentials on every
+// scrape.
 const seenMax = 100
 
 type handler struct {
@@ -173,9 +174,31 @@ type handler struct {
 
 	bcryptMu sync.Mutex // one bcrypt at a time: a burst of bad logins must not take every core
 	mu       sync.Mutex
-	// seen maps a digest of user, hash and password to the answer, so the
-	// plaintext password is not what is kept.
-	seen map[[sha256.Size]byte]bool
+	// accepted and refused remember answers under a digest of user, hash
+	// and password, never the password itself. They are bounded apart, so
+	// that a flood of wrong guesses cannot push Prometheus' credentials out
+	// and make its scrapes wait behind the guesses' bcrypt checks.
+	accepted, refused map[[sha256.Size]byte]struct{}
+}
+
+func newHandler(src *source, next http.Handler) *handler {
+	return &handler{src: src, next: next,
+		accepted: make(map[[sha256.Size]byte]struct{}), refused: make(map[[sha256.Size]byte]struct{})}
+}
+
+// remember adds key to m, first dropping an arbitrary tenth of m when it is
+// full (map order is unspecified).
+func remember(m map[[sha256.Size]byte]struct{}, key [sha256.Size]byte) {
+	if len(m) >= seenMax {
+		n := 0
+		for k := range m {
+			delete(m, k)
+			if n++; n >= seenMax/10 {
+				break
+			}
+		}
+	}
+	m[key] = struct{}{}
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -213,26 +236,22 @@ func (h *handler) authorized(s *settings, r *http.Request) bool {
 	d.Sum(key[:0])
 
 	h.mu.Lock()
-	good, hit := h.seen[key]
+	_, good := h.accepted[key]
+	_, bad := h.refused[key]
 	h.mu.Unlock()
-	if !hit {
-		h.bcryptMu.Lock()
-		err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
-		h.bcryptMu.Unlock()
-		good = known && err == nil
-		h.mu.Lock()
-		if len(h.seen) >= seenMax {
-			// Map order is unspecified: this drops an arbitrary tenth.
-			n := 0
-			for k := range h.seen {
-				delete(h.seen, k)
-				if n++; n >= seenMax/10 {
-					break
-				}
-			}
-		}
-		h.seen[key] = good
-		h.mu.Unlock()
+	if good || bad {
+		return good
 	}
-	return good && known
+	h.bcryptMu.Lock()
+	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	h.bcryptMu.Unlock()
+	good = known && err == nil
+	h.mu.Lock()
+	if good {
+		remember(h.accepted, key)
+	} else {
+		remember(h.refused, key)
+	}
+	h.mu.Unlock()
+	return good
 }

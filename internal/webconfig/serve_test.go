@@ -226,21 +226,26 @@ func TestRememberedAnswersAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &handler{seen: make(map[[32]byte]bool)}
-	for i := range 3 * seenMax {
+	h := newHandler(nil, nil)
+	try := func(pw string) bool {
 		r, _ := http.NewRequest(http.MethodGet, "/", nil)
-		r.SetBasicAuth("prometheus", strings.Repeat("x", i))
-		if h.authorized(st, r) {
+		r.SetBasicAuth("prometheus", pw)
+		return h.authorized(st, r)
+	}
+	if !try("pw") {
+		t.Fatal("right password refused")
+	}
+	for i := range 3 * seenMax {
+		if try(strings.Repeat("x", i)) {
 			t.Fatalf("password %d accepted", i)
 		}
-		if len(h.seen) > seenMax {
-			t.Fatalf("%d answers remembered, want at most %d", len(h.seen), seenMax)
+		if len(h.refused) > seenMax {
+			t.Fatalf("%d refusals remembered, want at most %d", len(h.refused), seenMax)
 		}
 	}
-	r, _ := http.NewRequest(http.MethodGet, "/", nil)
-	r.SetBasicAuth("prometheus", "pw")
-	if !h.authorized(st, r) || !h.authorized(st, r) {
-		t.Error("right password refused")
+	// The flood of wrong guesses has not pushed the right answer out.
+	if len(h.accepted) != 1 || !try("pw") {
+		t.Errorf("after %d wrong guesses: %d accepted answers remembered, want the one", 3*seenMax, len(h.accepted))
 	}
 }
 
