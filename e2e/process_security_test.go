@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/promproxy/promproxy/internal/testcerts"
 )
 
 // TestProcessMutualTLSIdentities runs the built binaries with the security
@@ -18,7 +20,7 @@ import (
 // identity's globs; an agent with a wrong token registers nothing.
 func TestProcessMutualTLSIdentities(t *testing.T) {
 	t.Parallel()
-	s := certSet(t)
+	s := testcerts.Temp(t)
 	cfg := filepath.Join(s.Dir, "proxy.yaml")
 	if err := os.WriteFile(cfg, []byte(`proxy:
   tls:

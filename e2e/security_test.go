@@ -21,15 +21,6 @@ import (
 	"github.com/promproxy/promproxy/server"
 )
 
-func certSet(t *testing.T) *testcerts.Set {
-	t.Helper()
-	s, err := testcerts.NewSet(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func metricsTarget(t *testing.T) *httptest.Server {
 	return newTarget(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -50,7 +41,7 @@ func expectScrape(t *testing.T, p *server.Proxy, path string, status int) {
 
 func TestSecureChannels(t *testing.T) {
 	t.Parallel()
-	s := certSet(t)
+	s := testcerts.Temp(t)
 	target := metricsTarget(t)
 	tlsProxy := func(o *server.Options) { o.TLSCertFile, o.TLSKeyFile = s.ServerCert, s.ServerKey }
 	mtlsProxy := func(o *server.Options) {
@@ -122,7 +113,7 @@ func TestUnauthorizedPathRefusedAlone(t *testing.T) {
 // the proxy registered nothing.
 func TestAgentSeesClearRefusals(t *testing.T) {
 	t.Parallel()
-	s := certSet(t)
+	s := testcerts.Temp(t)
 	tlsProxy := func(o *server.Options) { o.TLSCertFile, o.TLSKeyFile = s.ServerCert, s.ServerKey }
 	mtlsProxy := func(o *server.Options) {
 		o.TLSCertFile, o.TLSKeyFile, o.TLSTrustFile = s.ServerCert, s.ServerKey, s.CAFile
@@ -176,7 +167,7 @@ func TestAgentSeesClearRefusals(t *testing.T) {
 
 func TestCertificateReloadKeepsAgentConnected(t *testing.T) {
 	t.Parallel()
-	s := certSet(t)
+	s := testcerts.Temp(t)
 	target := metricsTarget(t)
 	reg := prometheus.NewRegistry()
 	p := startProxy(t, func(o *server.Options) {

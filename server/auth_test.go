@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/promproxy/promproxy/internal/testcerts"
 	"github.com/promproxy/promproxy/server"
 )
 
@@ -160,7 +161,7 @@ func TestIdentities(t *testing.T) {
 
 func TestNewRefusesBadSecurityOptions(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	tests := []struct {
 		name   string
 		mutate func(*server.Options)

@@ -166,15 +166,6 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 	return 0
 }
 
-func newCerts(t *testing.T) *testcerts.Set {
-	t.Helper()
-	s, err := testcerts.NewSet(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // clientTLS is an agent's TLS configuration for the given files.
 func clientTLS(t *testing.T, f tlsconfig.Files) *tls.Config {
 	t.Helper()

@@ -17,7 +17,7 @@ import (
 
 func TestMutualTLSIdentities(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	p, reg, _ := secureProxy(t, func(o *server.Options) {
 		o.TLSCertFile, o.TLSKeyFile, o.TLSTrustFile = s.ServerCert, s.ServerKey, s.CAFile
 		o.Identities = []server.Identity{
@@ -108,7 +108,7 @@ func answer(fa *fakeAgent, req *promproxyv1.ScrapeRequest, body string) {
 
 func TestAuthorizationWarningOnlyWithoutTLS(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	tests := []struct {
 		name     string
 		tls      bool

@@ -11,12 +11,13 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/promproxy/promproxy/internal/testcerts"
 	"github.com/promproxy/promproxy/server"
 )
 
 func TestWebConfigOnHTTPListeners(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package testcerts
 import (
 	"fmt"
 	"net"
+	"testing"
 	"time"
 )
 
@@ -108,4 +109,15 @@ func NewSet(dir string, validity time.Duration) (*Set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Temp writes a Set into a directory removed at the end of the test, and
+// fails the test when the set cannot be made.
+func Temp(t testing.TB) *Set {
+	t.Helper()
+	s, err := NewSet(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -12,15 +12,6 @@ import (
 	"github.com/promproxy/promproxy/internal/testcerts"
 )
 
-func newCerts(t *testing.T) *testcerts.Set {
-	t.Helper()
-	s, err := testcerts.NewSet(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	// Written aside and renamed, as deployments do, so that a reader never
@@ -45,7 +36,7 @@ func hashOf(t *testing.T, pw string) string {
 
 func TestValidateNamesWhatIsWrong(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	tlsOK := "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
 	for _, tc := range []struct {
 		name, doc, want string
@@ -90,7 +81,7 @@ func TestValidateNamesWhatIsWrong(t *testing.T) {
 
 func TestValidateAcceptsTheFormat(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	cert, err := os.ReadFile(s.ServerCert)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +118,7 @@ func TestValidateAcceptsTheFormat(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	path := filepath.Join(s.Dir, "web.yml")
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
 	st, err := load(path)

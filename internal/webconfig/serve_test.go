@@ -104,7 +104,7 @@ func (c *client) status(user, pw string) int {
 
 func TestTLSAndHTTP2(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	for _, tc := range []struct {
 		name, extra, want string
 	}{
@@ -131,7 +131,7 @@ func TestTLSAndHTTP2(t *testing.T) {
 
 func TestTLSVersionFloor(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	path := filepath.Join(s.Dir, "web.yml")
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n")
 	addr := serve(t, path, nil)
@@ -147,7 +147,7 @@ func TestTLSVersionFloor(t *testing.T) {
 
 func TestClientCertificates(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	other, err := s.CA.Issue(testcerts.Request{CommonName: "other", DNSNames: []string{"other.promproxy.test"}, Client: true})
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +313,7 @@ func servedSerial(t *testing.T, addr string, s *testcerts.Set) string {
 
 func TestRenewedCertificateIsServed(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	path := filepath.Join(s.Dir, "web.yml")
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
 	addr := serve(t, path, nil)
@@ -339,7 +339,7 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 // picked up once they appear, without another edit of the file.
 func TestRefusedEditIsRetried(t *testing.T) {
 	t.Parallel()
-	s := newCerts(t)
+	s := testcerts.Temp(t)
 	path := filepath.Join(s.Dir, "web.yml")
 	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
 	log := testlog.NewRecorder(t)
