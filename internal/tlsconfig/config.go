@@ -30,13 +30,13 @@ func NewServer(f Files, nextProtos []string, log *slog.Logger) (*tls.Config, err
 	if f.CertFile == "" || f.KeyFile == "" {
 		return nil, errors.New("a TLS server needs both a certificate file and a key file")
 	}
-	kp, err := newKeyPair(f.CertFile, f.KeyFile, log)
+	kp, err := NewKeyPair(f.CertFile, f.KeyFile, log)
 	if err != nil {
 		return nil, err
 	}
-	var ca *caPool
+	var ca *CAPool
 	if f.CAFile != "" {
-		if ca, err = newCAPool(f.CAFile, log); err != nil {
+		if ca, err = NewCAPool(f.CAFile, log); err != nil {
 			return nil, err
 		}
 	}
@@ -44,11 +44,11 @@ func NewServer(f Files, nextProtos []string, log *slog.Logger) (*tls.Config, err
 		cfg := &tls.Config{
 			MinVersion:             MinVersion,
 			NextProtos:             slices.Clone(nextProtos),
-			Certificates:           []tls.Certificate{*kp.get()},
+			Certificates:           []tls.Certificate{*kp.Get()},
 			SessionTicketsDisabled: true,
 		}
 		if ca != nil {
-			cfg.ClientCAs = ca.get()
+			cfg.ClientCAs = ca.Get()
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
 		return cfg
@@ -61,8 +61,8 @@ func NewServer(f Files, nextProtos []string, log *slog.Logger) (*tls.Config, err
 // Client is the TLS material of a client: an optional client certificate
 // for mutual TLS and the CAs that may sign the server's certificate.
 type Client struct {
-	kp     *keyPair
-	ca     *caPool
+	kp     *KeyPair
+	ca     *CAPool
 	caFile string
 }
 
@@ -78,12 +78,12 @@ func NewClient(f Files, log *slog.Logger) (*Client, error) {
 	c := &Client{caFile: f.CAFile}
 	var err error
 	if f.CertFile != "" {
-		if c.kp, err = newKeyPair(f.CertFile, f.KeyFile, log); err != nil {
+		if c.kp, err = NewKeyPair(f.CertFile, f.KeyFile, log); err != nil {
 			return nil, err
 		}
 	}
 	if f.CAFile != "" {
-		if c.ca, err = newCAPool(f.CAFile, log); err != nil {
+		if c.ca, err = NewCAPool(f.CAFile, log); err != nil {
 			return nil, err
 		}
 	}
@@ -112,7 +112,7 @@ func (c *Client) Config(serverName string) *tls.Config {
 	}
 	if c.kp != nil {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return c.kp.get(), nil
+			return c.kp.Get(), nil
 		}
 	}
 	return cfg
@@ -134,7 +134,7 @@ func (c *Client) verify(cs tls.ConnectionState, serverName string) error {
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	if c.ca != nil {
-		opts.Roots = c.ca.get()
+		opts.Roots = c.ca.Get()
 	}
 	for _, ic := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(ic)

@@ -1,14 +1,3 @@
-// Package tlsconfig builds the TLS configurations of the agent channel from
-// PEM files, and reloads those files when they change on disk.
-//
-// Reloading is driven by handshakes rather than by a watcher goroutine:
-// every new handshake reads the files (a few kilobytes), and when their
-// bytes differ from the last ones seen it parses them and, if they are
-// valid, uses them from then on. Connections already established keep the
-// certificate they were set up with, so replacing a certificate never drops
-// a connected agent. A replacement that does not parse, does not match its
-// key or is expired is logged once and ignored: the previous certificate
-// stays in use until a good one appears.
 package tlsconfig
 
 import (
@@ -125,8 +114,10 @@ func readFile(kind, path string) ([]byte, error) {
 	return b, nil
 }
 
-// keyPair is a certificate and key that follow their files.
-type keyPair struct {
+// KeyPair is a certificate and key that follow their files, as the package
+// doc describes. The agent port uses them, and so do the listeners under a
+// web configuration file.
+type KeyPair struct {
 	certFile, keyFile string
 	log               *slog.Logger
 
@@ -138,7 +129,8 @@ type keyPair struct {
 	warnedExp   bool
 }
 
-func newKeyPair(certFile, keyFile string, log *slog.Logger) (*keyPair, error) {
+// NewKeyPair loads the pair now, so that a bad one fails at startup.
+func NewKeyPair(certFile, keyFile string, log *slog.Logger) (*KeyPair, error) {
 	certPEM, err := readFile("certificate", certFile)
 	if err != nil {
 		return nil, err
@@ -151,12 +143,12 @@ func newKeyPair(certFile, keyFile string, log *slog.Logger) (*keyPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyPair{certFile: certFile, keyFile: keyFile, log: log, seenCert: certPEM, seenKey: keyPEM, cur: cert}, nil
+	return &KeyPair{certFile: certFile, keyFile: keyFile, log: log, seenCert: certPEM, seenKey: keyPEM, cur: cert}, nil
 }
 
-// get returns the current certificate, first picking up a valid
+// Get returns the current certificate, first picking up a valid
 // replacement of the files if there is one.
-func (k *keyPair) get() *tls.Certificate {
+func (k *KeyPair) Get() *tls.Certificate {
 	certPEM, cerr := readFile("certificate", k.certFile)
 	keyPEM, kerr := readFile("key", k.keyFile)
 	k.mu.Lock()
@@ -190,8 +182,8 @@ func (k *keyPair) get() *tls.Certificate {
 	return k.cur
 }
 
-// caPool is a set of trusted CAs that follows its file.
-type caPool struct {
+// CAPool is a set of trusted CAs that follows its file.
+type CAPool struct {
 	file string
 	log  *slog.Logger
 
@@ -201,7 +193,8 @@ type caPool struct {
 	cur         *x509.CertPool
 }
 
-func newCAPool(file string, log *slog.Logger) (*caPool, error) {
+// NewCAPool loads the CAs now, so that a bad file fails at startup.
+func NewCAPool(file string, log *slog.Logger) (*CAPool, error) {
 	data, err := readFile("trust", file)
 	if err != nil {
 		return nil, err
@@ -210,10 +203,12 @@ func newCAPool(file string, log *slog.Logger) (*caPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &caPool{file: file, log: log, seen: data, cur: pool}, nil
+	return &CAPool{file: file, log: log, seen: data, cur: pool}, nil
 }
 
-func (c *caPool) get() *x509.CertPool {
+// Get returns the current CAs, first picking up a valid replacement of the
+// file if there is one.
+func (c *CAPool) Get() *x509.CertPool {
 	data, err := readFile("trust", c.file)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -72,6 +73,11 @@ type tlsSettings struct {
 	minVersion        uint16
 	maxVersion        uint16
 	allowedSANs       []string
+
+	// Set by open: the current certificate, and the current client CAs
+	// (nil when none are configured).
+	cert      func() *tls.Certificate
+	clientCAs func() *x509.CertPool
 }
 
 var clientAuthTypes = map[string]tls.ClientAuthType{
@@ -115,20 +121,22 @@ func Validate(path string) error {
 	if path == "" {
 		return nil
 	}
-	_, err := load(path)
+	_, err := load(path, slog.New(slog.DiscardHandler))
 	return err
 }
 
 // HasUsers reports whether the file at path asks for basic auth.
 func HasUsers(path string) (bool, error) {
-	s, err := load(path)
+	s, err := load(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return false, err
 	}
 	return len(s.users) > 0, nil
 }
 
-func load(path string) (*settings, error) {
+// load reads the file at path and opens the certificates it names; log
+// receives the reloads of certificate files.
+func load(path string, log *slog.Logger) (*settings, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -138,10 +146,8 @@ func load(path string) (*settings, error) {
 		return nil, err
 	}
 	if s.tls != nil {
-		// The first handshake must not be the first time the certificates
-		// are read.
-		if _, err := s.tls.config(); err != nil {
-			return nil, err
+		if err := s.tls.open(log); err != nil {
+			return nil, fmt.Errorf("tls_server_config: %w", err)
 		}
 	}
 	return s, nil
@@ -276,42 +282,68 @@ func join(dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// config reads the certificate, key and CA files and builds the TLS
-// configuration of one handshake.
-func (t *tlsSettings) config() (*tls.Config, error) {
-	certPEM, certName, err := readOr(t.certFile, t.certPEM, "tls_server_config.cert")
-	if err != nil {
-		return nil, err
+// open loads the certificate and the client CAs. Those named by files
+// follow them as on the agent port (tlsconfig): read on each handshake,
+// parsed again only when they changed, the last good ones kept when a
+// replacement is broken. Those given inline are fixed until the web
+// configuration file itself changes, and so is a pair given half inline.
+func (t *tlsSettings) open(log *slog.Logger) error {
+	if t.certFile != "" && t.keyFile != "" {
+		kp, err := tlsconfig.NewKeyPair(t.certFile, t.keyFile, log)
+		if err != nil {
+			return err
+		}
+		t.cert = kp.Get
+	} else {
+		certPEM, certName, err := readOr(t.certFile, t.certPEM, "cert")
+		if err != nil {
+			return err
+		}
+		keyPEM, keyName, err := readOr(t.keyFile, t.keyPEM, "key")
+		if err != nil {
+			return err
+		}
+		cert, err := tlsconfig.LoadKeyPair(certName, keyName, certPEM, keyPEM)
+		if err != nil {
+			return err
+		}
+		t.cert = func() *tls.Certificate { return cert }
 	}
-	keyPEM, keyName, err := readOr(t.keyFile, t.keyPEM, "tls_server_config.key")
-	if err != nil {
-		return nil, err
+	switch {
+	case t.caFile != "":
+		pool, err := tlsconfig.NewCAPool(t.caFile, log)
+		if err != nil {
+			return err
+		}
+		t.clientCAs = pool.Get
+	case len(t.caPEM) > 0:
+		pool, err := tlsconfig.LoadPool("client_ca", t.caPEM)
+		if err != nil {
+			return err
+		}
+		t.clientCAs = func() *x509.CertPool { return pool }
 	}
-	cert, err := tlsconfig.LoadKeyPair(certName, keyName, certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// config is the TLS configuration of one handshake.
+func (t *tlsSettings) config(nextProtos []string) *tls.Config {
 	cfg := &tls.Config{
-		Certificates:     []tls.Certificate{*cert},
+		Certificates:     []tls.Certificate{*t.cert()},
 		MinVersion:       t.minVersion,
 		MaxVersion:       t.maxVersion,
 		CipherSuites:     t.ciphers,
 		CurvePreferences: t.curves,
 		ClientAuth:       t.clientAuth,
+		NextProtos:       nextProtos,
 	}
-	if t.caFile != "" || len(t.caPEM) > 0 {
-		caPEM, caName, err := readOr(t.caFile, t.caPEM, "tls_server_config.client_ca")
-		if err != nil {
-			return nil, err
-		}
-		if cfg.ClientCAs, err = tlsconfig.LoadPool(caName, caPEM); err != nil {
-			return nil, err
-		}
+	if t.clientCAs != nil {
+		cfg.ClientCAs = t.clientCAs()
 	}
 	if len(t.allowedSANs) > 0 {
 		cfg.VerifyPeerCertificate = t.checkSANs
 	}
-	return cfg, nil
+	return cfg
 }
 
 func readOr(path string, inline []byte, key string) ([]byte, string, error) {
@@ -320,7 +352,7 @@ func readOr(path string, inline []byte, key string) ([]byte, string, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, path, fmt.Errorf("read %s: %w", path, err)
+		return nil, path, err
 	}
 	return b, path, nil
 }

@@ -23,7 +23,7 @@ import (
 // srv.TLSConfig. Like http.Server.Serve, it returns http.ErrServerClosed
 // after a shutdown.
 func Serve(ln net.Listener, srv *http.Server, path string, log *slog.Logger) error {
-	src, err := newSource(path, log)
+	src, err := newSource(path, log, checkEvery)
 	if err != nil {
 		return fmt.Errorf("web config file %q: %w", path, err)
 	}
@@ -43,67 +43,76 @@ func Serve(ln net.Listener, srv *http.Server, path string, log *slog.Logger) err
 		// An empty map, not nil, is what keeps net/http from adding h2.
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
-	srv.TLSConfig = &tls.Config{GetConfigForClient: src.handshake(protos)}
+	srv.TLSConfig = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return src.get().tls.config(protos), nil
+	}}
 	log.Info("serving HTTPS under the web config file", "file", path, "address", ln.Addr().String(), "http2", s.http2, "basic_auth", len(s.users) > 0)
 	return srv.ServeTLS(ln, "", "")
 }
 
-// source is the configuration in force. Each request stats the file; only
-// a change of its identity, size or time loads it again.
+// checkEvery spaces the looks at the file: a stat on every request would be
+// a system call on every scrape.
+var checkEvery = time.Second
+
+// source is the configuration in force. At most every so often a request
+// stats the file, and only a change of its identity, size or time loads it
+// again.
 type source struct {
 	path  string
 	log   *slog.Logger
 	tlsOn bool
+	every time.Duration
 	cur   atomic.Pointer[snapshot]
+	next  atomic.Int64 // when the file is next looked at, in Unix nanoseconds
 
-	mu      sync.Mutex // serialises reloads and guards the fields below
+	mu      sync.Mutex // serialises the looks and guards statErr
 	statErr string
-	lastTLS *tls.Config
-	tlsErr  string
 }
 
 type snapshot struct {
-	fi os.FileInfo
+	fi os.FileInfo // of the version loaded
 	s  *settings
-	// retryAt is set when this version of the file did not load: it is
-	// tried again from then on, since what it names (a certificate put in
-	// place after the file that points to it) may have been mended since.
-	retryAt time.Time
+	// refused is the version last refused, so that it is reported once. It
+	// is tried again at every look, since what it names (a certificate put
+	// in place after the file that points to it) may have been mended.
+	refused os.FileInfo
 }
 
-// retryEvery spaces the attempts to load a file that did not load.
-var retryEvery = 5 * time.Second
-
-func newSource(path string, log *slog.Logger) (*source, error) {
+func newSource(path string, log *slog.Logger, every time.Duration) (*source, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	s, err := load(path)
+	s, err := load(path, log)
 	if err != nil {
 		return nil, err
 	}
-	src := &source{path: path, log: log, tlsOn: s.tls != nil}
+	src := &source{path: path, log: log, tlsOn: s.tls != nil, every: every}
 	src.cur.Store(&snapshot{fi: fi, s: s})
+	src.next.Store(time.Now().Add(every).UnixNano())
 	return src, nil
 }
 
 func unchanged(a, b os.FileInfo) bool {
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+	return a != nil && b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 func (src *source) get() *settings {
-	snap := src.cur.Load()
-	fi, err := os.Stat(src.path)
-	if err == nil && unchanged(fi, snap.fi) && (snap.retryAt.IsZero() || time.Now().Before(snap.retryAt)) {
-		return snap.s
+	if time.Now().UnixNano() < src.next.Load() {
+		return src.cur.Load().s
 	}
 	src.mu.Lock()
 	defer src.mu.Unlock()
-	snap = src.cur.Load()
+	now := time.Now()
+	snap := src.cur.Load()
+	if now.UnixNano() < src.next.Load() {
+		return snap.s // another request looked meanwhile
+	}
+	src.next.Store(now.Add(src.every).UnixNano())
+	fi, err := os.Stat(src.path)
 	if err != nil {
 		// A deployment replacing the file may leave it missing for a
-		// moment; say so once, not on every request.
+		// moment; say so once, not at every look.
 		if msg := err.Error(); msg != src.statErr {
 			src.statErr = msg
 			src.log.Warn("cannot read the web config file; keeping the configuration loaded before", "file", src.path, "err", err)
@@ -111,51 +120,23 @@ func (src *source) get() *settings {
 		return snap.s
 	}
 	src.statErr = ""
-	retry := !snap.retryAt.IsZero()
-	if unchanged(fi, snap.fi) && (!retry || time.Now().Before(snap.retryAt)) {
+	if unchanged(fi, snap.fi) {
 		return snap.s
 	}
-	s, err := load(src.path)
+	s, err := load(src.path, src.log)
 	if err == nil && (s.tls != nil) != src.tlsOn {
 		err = errors.New("turning TLS on or off takes a restart")
 	}
 	if err != nil {
-		// The stamp is kept, so that this version is tried again only
-		// every few seconds rather than on every request, and reported
-		// once.
-		if !retry || !unchanged(fi, snap.fi) {
+		if !unchanged(fi, snap.refused) {
 			src.log.Error("web config file changed but cannot be used; keeping the configuration loaded before", "file", src.path, "err", err)
 		}
-		src.cur.Store(&snapshot{fi: fi, s: snap.s, retryAt: time.Now().Add(retryEvery)})
+		src.cur.Store(&snapshot{fi: snap.fi, s: snap.s, refused: fi})
 		return snap.s
 	}
 	src.cur.Store(&snapshot{fi: fi, s: s})
 	src.log.Info("web config file reloaded", "file", src.path)
 	return s
-}
-
-// handshake builds each connection's TLS configuration from the current
-// file, reading the certificates again so that renewed ones are used.
-func (src *source) handshake(protos []string) func(*tls.ClientHelloInfo) (*tls.Config, error) {
-	return func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		cfg, err := src.get().tls.config()
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		if err != nil {
-			if msg := err.Error(); msg != src.tlsErr {
-				src.tlsErr = msg
-				src.log.Error("cannot load the TLS files of the web config; still using those loaded before", "file", src.path, "err", err)
-			}
-			if src.lastTLS == nil {
-				return nil, err
-			}
-			return src.lastTLS, nil
-		}
-		src.tlsErr = ""
-		cfg.NextProtos = protos
-		src.lastTLS = cfg
-		return cfg, nil
-	}
 }
 
 // decoyHash is checked for a user that does not exist, so that a wrong

@@ -21,8 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Short, so that the test of a retried edit need not wait 5 s.
-	retryEvery = 50 * time.Millisecond
+	// Every request looks at the file, so that the tests of edits need not
+	// wait; TestLooksAtTheFileAtMostEverySoOften checks the spacing.
+	checkEvery = 0
 	goleak.VerifyTestMain(m)
 }
 
@@ -222,7 +223,7 @@ func TestRememberedAnswersAreBounded(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "web.yml")
 	writeFile(t, path, "basic_auth_users:\n  prometheus: "+hashOf(t, "pw")+"\n")
-	st, err := load(path)
+	st, err := load(path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +367,26 @@ func TestRefusedEditIsRetried(t *testing.T) {
 	}
 	if n := strings.Count(log.String(), "cannot be used"); n != 1 {
 		t.Errorf("the refused edit was reported %d times, want once:\n%s", n, log)
+	}
+}
+
+// A request looks at the file only once the interval since the last look
+// has passed: a stat on every request would be a system call on every
+// scrape.
+func TestLooksAtTheFileAtMostEverySoOften(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "web.yml")
+	writeFile(t, path, "basic_auth_users:\n  old: "+hashOf(t, "pw")+"\n")
+	src, err := newSource(path, testlog.NewRecorder(t).Logger(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, "basic_auth_users:\n  new: "+hashOf(t, "pw")+"\n")
+	if _, ok := src.get().users["old"]; !ok {
+		t.Fatal("the edit was picked up before the interval passed")
+	}
+	src.next.Store(0) // the interval has passed
+	if _, ok := src.get().users["new"]; !ok {
+		t.Fatal("the edit was not picked up once the interval passed")
 	}
 }
