@@ -39,9 +39,8 @@ type Proxy struct {
 	authWarnOnce sync.Once
 	started      time.Time
 
-	auth         *authenticator
-	agentTLS     bool // the agent listener serves TLS
-	webBasicAuth bool // the web config file asks Prometheus for basic auth
+	auth     *authenticator
+	agentTLS bool // the agent listener serves TLS
 }
 
 // namedServer is one listener and the server on it.

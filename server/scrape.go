@@ -213,11 +213,13 @@ func (p *Proxy) start(ctx context.Context, r *http.Request, c *agentConn, path s
 	}
 	x := &exchange{p: p, ctx: ctx, conn: c, call: call}
 	req := &promproxyv1.ScrapeRequest{
-		ScrapeId:      call.id,
-		Path:          path,
-		Query:         r.URL.RawQuery,
-		Accept:        r.Header.Get("Accept"),
-		Authorization: p.forwardedAuthorization(r),
+		ScrapeId: call.id,
+		Path:     path,
+		Query:    r.URL.RawQuery,
+		Accept:   r.Header.Get("Accept"),
+		// Under basic auth the web configuration consumed Prometheus'
+		// credential for the proxy itself; what is left is for the target.
+		Authorization: r.Header.Get("Authorization"),
 		Timeout:       durationpb.New(agentTimeout(timeout)),
 		InitialCredit: p.opts.ScrapeCredit,
 		AcceptGzip:    true,

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 
 	"github.com/promproxy/promproxy/internal/pathspec"
@@ -54,16 +53,6 @@ func (p *Proxy) setupSecurity() error {
 		}
 		s.srv.ErrorLog = slog.NewLogLogger(p.log.With("listener", s.name).Handler(), level)
 	}
-	if p.opts.WebConfigFile != "" {
-		users, err := webConfigHasUsers(p.opts.WebConfigFile)
-		if err != nil {
-			return err
-		}
-		p.webBasicAuth = users
-		if users {
-			p.log.Info("scrape listener requires basic auth: Prometheus' Authorization header is the proxy's credential and is not forwarded to targets")
-		}
-	}
 	o := p.opts
 	tlsOn := p.agentTLS
 	mtls := o.TLSTrustFile != ""
@@ -85,26 +74,6 @@ func (p *Proxy) setupSecurity() error {
 		p.log.Info("agent identities enabled", "identities", strings.Join(names, ","))
 	}
 	return nil
-}
-
-// webConfigHasUsers reports whether the web configuration file asks for
-// basic auth.
-func webConfigHasUsers(path string) (bool, error) {
-	users, err := webconfig.HasUsers(path)
-	if err != nil {
-		return false, fmt.Errorf("server: option WebConfigFile = %q: %w", path, err)
-	}
-	return users, nil
-}
-
-// forwardedAuthorization is the Authorization header to pass to the agent
-// for r. When the proxy itself checks basic auth, the header is the
-// proxy's own credential and must not travel on to every target.
-func (p *Proxy) forwardedAuthorization(r *http.Request) string {
-	if p.webBasicAuth {
-		return ""
-	}
-	return r.Header.Get("Authorization")
 }
 
 // hasAgent reports whether id names a live session.

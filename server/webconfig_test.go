@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -103,5 +104,71 @@ func TestWebConfigOnHTTPListeners(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("plain HTTP to the TLS scrape port: %d", resp.StatusCode)
 		}
+	}
+}
+
+// Basic auth turned on by an edit of the web config file while the proxy
+// runs must take Prometheus' credential out of what reaches the agent, as
+// basic auth configured at startup does; before the edit, the
+// Authorization header is the target's and travels on.
+func TestWebConfigBasicAuthAddedLaterStopsForwarding(t *testing.T) {
+	t.Parallel()
+	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(webConfig+".tmp", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(webConfig+".tmp", webConfig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("http_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+	p := runProxy(t, func(o *server.Options) { o.WebConfigFile = webConfig })
+	fa := register(t, p, "a", false, "app")
+	scrape := func(user, pw string) (status int, forwarded string) {
+		t.Helper()
+		got := make(chan string, 1)
+		go func() {
+			req := fa.nextScrape()
+			got <- req.GetAuthorization()
+			answer(fa, req, "up 1\n")
+		}()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.Addr().String()+"/app", nil)
+		req.SetBasicAuth(user, pw)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, <-got
+	}
+	if status, fwd := scrape("target-user", "target-pw"); status != 200 || fwd == "" {
+		t.Fatalf("without basic auth on the proxy: status %d, forwarded %q; want 200 and the target's credential", status, fwd)
+	}
+
+	write("basic_auth_users:\n  prometheus: " + string(hash) + "\n")
+	// The proxy looks at the file about once a second.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.Addr().String() + "/nope")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("basic auth not in force 10 s after the edit (status %d)", resp.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status, fwd := scrape("prometheus", "scrape-pw"); status != 200 || fwd != "" {
+		t.Fatalf("under basic auth added by the edit: status %d, forwarded %q; want 200 and nothing", status, fwd)
 	}
 }

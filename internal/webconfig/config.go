@@ -125,15 +125,6 @@ func Validate(path string) error {
 	return err
 }
 
-// HasUsers reports whether the file at path asks for basic auth.
-func HasUsers(path string) (bool, error) {
-	s, err := load(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return false, err
-	}
-	return len(s.users) > 0, nil
-}
-
 // load reads the file at path and opens the certificates it names; log
 // receives the reloads of certificate files.
 func load(path string, log *slog.Logger) (*settings, error) {

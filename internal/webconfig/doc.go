@@ -14,6 +14,10 @@
 // serving without the authentication it had. It is tried again at every
 // look, since what it names may be put in place after it.
 //
+// A request that passed basic auth reaches the handler without its
+// Authorization header: the credential was the listener's, and the proxy
+// passes a request's Authorization on to the target.
+//
 // Two settings are fixed when the listener starts, because net/http fixes
 // them then: whether it speaks TLS at all, and whether it offers HTTP/2.
 package webconfig

@@ -191,10 +191,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range s.headers {
 		w.Header().Set(k, v)
 	}
-	if len(s.users) > 0 && !h.authorized(s, r) {
-		w.Header().Set("WWW-Authenticate", `Basic charset="UTF-8"`)
-		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
-		return
+	if len(s.users) > 0 {
+		if !h.authorized(s, r) {
+			w.Header().Set("WWW-Authenticate", `Basic charset="UTF-8"`)
+			http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+			return
+		}
+		// The credential was this listener's and is used up: nothing
+		// behind it (the proxy passes a request's Authorization on to the
+		// target) may see it.
+		r.Header.Del("Authorization")
 	}
 	h.next.ServeHTTP(w, r)
 }

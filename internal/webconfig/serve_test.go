@@ -36,6 +36,9 @@ func serve(t *testing.T, path string, log *testlog.Recorder) string {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if a := r.Header.Get("Authorization"); a != "" {
+				w.Header().Set("X-Seen-Authorization", a)
+			}
 			_, _ = io.WriteString(w, "ok "+r.Proto)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -202,6 +205,11 @@ func TestBasicAuthHeadersAndRateLimit(t *testing.T) {
 		}
 		if resp.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
 			t.Errorf("%s: WWW-Authenticate %q", tc.name, resp.Header.Get("WWW-Authenticate"))
+		}
+		// The listener's credential stops at the listener: the proxy
+		// passes a request's Authorization on to the target.
+		if a := resp.Header.Get("X-Seen-Authorization"); a != "" {
+			t.Errorf("%s: the handler behind basic auth saw Authorization %q", tc.name, a)
 		}
 		// The headers protect the refusals as well as the answers.
 		if resp.Header.Get("X-Frame-Options") != "deny" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
