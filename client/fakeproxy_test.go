@@ -73,6 +73,12 @@ func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[prom
 
 func startFakeProxy(t *testing.T) *fakeProxy {
 	t.Helper()
+	return startFakeProxyOn(t, func(ln net.Listener) net.Listener { return ln })
+}
+
+// startFakeProxyOn is startFakeProxy on a listener that wrap may observe.
+func startFakeProxyOn(t *testing.T, wrap func(net.Listener) net.Listener) *fakeProxy {
+	t.Helper()
 	f := &fakeProxy{sessions: make(chan *fakeSession, 16)}
 	mux := http.NewServeMux()
 	mux.Handle(promproxyv1connect.NewProxyServiceHandler(f))
@@ -80,6 +86,7 @@ func startFakeProxy(t *testing.T) *fakeProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln = wrap(ln)
 	srv := transport.NewServer(mux, nil, transport.DefaultKeepalive)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

@@ -13,6 +13,7 @@ import (
 
 	promproxyv1 "github.com/promproxy/promproxy/gen/promproxy/v1"
 	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
+	"github.com/promproxy/promproxy/internal/transport"
 )
 
 var (
@@ -64,6 +65,15 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 		connect.WithReadMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 		connect.WithSendMaxBytes(max(8<<20, 2*a.opts.ChunkSize)),
 	)
+	// Registration must finish promptly; a proxy that accepts the TCP
+	// connection but never answers must not hold the agent forever.
+	regTimer := time.AfterFunc(15*time.Second, func() { cancel(fmt.Errorf("%w: no answer from the proxy within 15s", errRegistration)) })
+	defer regTimer.Stop()
+	// Without this, a session on a fresh connection would send every chunk
+	// of a large body in 16 KiB frames for as long as it lasts.
+	if err := transport.AwaitSettings(ctx, a.proxyClient, base+promproxyv1connect.ProxyServiceSessionProcedure); err != nil {
+		return false, sessionErr(ctx, connect.NewError(connect.CodeUnavailable, err))
+	}
 	stream, err := client.Session(ctx)
 	if err != nil {
 		return false, err
@@ -78,9 +88,6 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 		_ = stream.CloseResponse()
 	}()
 
-	// Registration must finish promptly; a proxy that accepts the TCP
-	// connection but never answers must not hold the agent forever.
-	regTimer := time.AfterFunc(15*time.Second, func() { cancel(fmt.Errorf("%w: no answer from the proxy within 15s", errRegistration)) })
 	if err := stream.Send(&promproxyv1.SessionRequest{Msg: &promproxyv1.SessionRequest_RegisterAgent{RegisterAgent: &promproxyv1.RegisterAgent{
 		AgentName:    a.opts.AgentName,
 		HostName:     a.hostName,

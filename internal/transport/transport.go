@@ -63,6 +63,7 @@ func NewServer(h http.Handler, tlsConfig *tls.Config, ka Keepalive) *http.Server
 		MaxHeaderBytes:    64 << 10,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams:          250,
+			MaxReadFrameSize:              MaxFrameSize,
 			MaxReceiveBufferPerConnection: flowWindow,
 			MaxReceiveBufferPerStream:     flowWindow,
 			SendPingTimeout:               ka.Interval,
