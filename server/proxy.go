@@ -99,7 +99,7 @@ func New(opts Options) (*Proxy, error) {
 		return ns
 	}
 	p.scrapeSrv = bind("scrape", opts.ListenAddr, newHTTPServer(p.scrapeHandler()))
-	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(withFlushGate(agentMux)), agentTLS, opts.Keepalive))
+	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(withFlushGate(transport.ReadAheadBody(agentMux))), agentTLS, opts.Keepalive))
 	if p.agentSrv != nil && agentTLS == nil {
 		// TLS reads whole records already; cleartext HTTP/2 needs help.
 		p.agentSrv.ln = transport.ReadAhead(p.agentSrv.ln)

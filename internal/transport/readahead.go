@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -44,51 +46,60 @@ var largeBufs = sync.Pool{New: func() any { return new([largeReadAhead]byte) }}
 // than race the reader for it.
 type readAheadConn struct {
 	net.Conn
+	ra readAhead
+}
+
+func (c *readAheadConn) Read(p []byte) (int, error) { return c.ra.read(c.Conn, p) }
+
+// readAhead is the buffer behind ReadAhead and ReadAheadBody: a small one
+// of its own to wait with, and a large pooled one borrowed while reads keep
+// filling it.
+type readAhead struct {
 	small [smallReadAhead]byte
 	large *[largeReadAhead]byte
 	buf   []byte // unread bytes, in small or large
 	// keepLarge is false once a read came back short of the large buffer:
-	// the kernel had no more, so the next wait can do with the small one.
+	// the source had no more, so the next wait can do with the small one.
 	keepLarge bool
 }
 
-func (c *readAheadConn) Read(p []byte) (int, error) {
-	if len(c.buf) == 0 {
+func (ra *readAhead) read(r io.Reader, p []byte) (int, error) {
+	if len(ra.buf) == 0 {
 		direct := len(p) >= largeReadAhead // the caller's buffer is as good
-		if c.large != nil && (!c.keepLarge || direct) {
-			largeBufs.Put(c.large)
-			c.large = nil
+		if ra.large != nil && (!ra.keepLarge || direct) {
+			largeBufs.Put(ra.large)
+			ra.large = nil
 		}
 		if direct {
-			return c.Conn.Read(p)
+			return r.Read(p)
 		}
-		into := c.small[:]
-		if c.large != nil {
-			into = c.large[:]
+		into := ra.small[:]
+		if ra.large != nil {
+			into = ra.large[:]
 		}
-		n, err := c.Conn.Read(into)
+		n, err := r.Read(into)
 		if n == 0 {
-			if c.large != nil {
-				// The connection ended or failed: nothing more to buffer.
-				largeBufs.Put(c.large)
-				c.large = nil
+			if ra.large != nil {
+				// The source ended or failed: nothing more to buffer.
+				largeBufs.Put(ra.large)
+				ra.large = nil
 			}
 			return 0, err
 		}
-		c.buf = into[:n]
+		ra.buf = into[:n]
 		switch {
-		case c.large == nil && n == len(into):
+		case ra.large == nil && n == len(into):
 			// A full small buffer: more is likely waiting.
-			c.large = largeBufs.Get().(*[largeReadAhead]byte)
-			c.keepLarge = true
-		case c.large != nil:
-			c.keepLarge = n == len(into)
+			ra.large = largeBufs.Get().(*[largeReadAhead]byte)
+			ra.keepLarge = true
+		case ra.large != nil:
+			ra.keepLarge = n == len(into)
 		}
 		// A read error with data is reported by the next read, which
-		// the kernel answers again.
+		// the source answers again.
 	}
-	n := copy(p, c.buf)
-	c.buf = c.buf[n:]
+	n := copy(p, ra.buf)
+	ra.buf = ra.buf[n:]
 	return n, nil
 }
 
@@ -100,3 +111,31 @@ func (c *readAheadConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// ReadAheadBody buffers the request bodies h reads the same way.
+//
+// The HTTP/2 server hands a request body over through a pipe, and every
+// read of it that returns data is a message to the connection's serve loop,
+// which wakes it and may answer with WINDOW_UPDATE frames, each a write of
+// its own. Connect reads a session's messages in small pieces, a 5-byte
+// prefix and then the payload, so each message cost at least two such
+// round trips; read ahead, the results that queue up while the handler is
+// busy come out in one.
+func ReadAheadBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &readAheadBody{ReadCloser: r.Body}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// readAheadBody is read by the handler's goroutine alone; like
+// readAheadConn, a buffer borrowed at Close is left to the garbage
+// collector.
+type readAheadBody struct {
+	io.ReadCloser
+	ra readAhead
+}
+
+func (b *readAheadBody) Read(p []byte) (int, error) { return b.ra.read(b.ReadCloser, p) }

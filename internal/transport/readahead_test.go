@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -109,7 +110,7 @@ func TestReadAheadKeepsEveryByteInOrder(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("read %d bytes that differ from the %d written", got.Len(), len(data))
 	}
-	if server.large != nil {
+	if server.ra.large != nil {
 		t.Fatal("the large buffer is still borrowed after the connection went quiet")
 	}
 }
@@ -137,7 +138,85 @@ func TestReadAheadReturnsTheLargeBufferWhenQuiet(t *testing.T) {
 	if _, err := io.ReadFull(server, make([]byte, 4)); err != nil {
 		t.Fatal(err)
 	}
-	if server.large != nil {
+	if server.ra.large != nil {
 		t.Fatal("a connection exchanging small messages still holds the large buffer")
 	}
+}
+
+// countingBody counts the reads that reach a request body.
+type countingBody struct {
+	io.Reader
+	reads int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	b.reads++
+	return b.Reader.Read(p)
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// TestReadAheadBodyDrainsQueuedMessagesInFewReads reads gRPC-framed
+// messages the way Connect does, a 5-byte prefix and then the payload, from
+// a body that already holds twenty of them, as a session's body does when
+// results queue up. Each read of the real body is a round trip through the
+// HTTP/2 server's serve loop, so the twenty must not cost forty.
+func TestReadAheadBodyDrainsQueuedMessagesInFewReads(t *testing.T) {
+	var stream bytes.Buffer
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		payload := make([]byte, 100+rng.IntN(1500))
+		for i := range payload {
+			payload[i] = byte(rng.Uint32())
+		}
+		stream.Write([]byte{0, 0, 0, byte(len(payload) >> 8), byte(len(payload))})
+		stream.Write(payload)
+	}
+	want := bytes.Clone(stream.Bytes())
+	body := &countingBody{Reader: &stream}
+	var got bytes.Buffer
+	h := ReadAheadBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prefix := make([]byte, 5)
+		for {
+			if _, err := io.ReadFull(r.Body, prefix); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Error(err)
+				}
+				return
+			}
+			got.Write(prefix)
+			n := int64(prefix[3])<<8 | int64(prefix[4])
+			if _, err := io.CopyN(&got, r.Body, n); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}))
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Body = body
+	h.ServeHTTP(nil, req)
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("read %d bytes that differ from the %d sent", got.Len(), len(want))
+	}
+	// 17 KB: one small read, one large one, and the large buffer's
+	// share of the rest; without read-ahead this is 40 reads and more.
+	t.Logf("%d reads of the body", body.reads)
+	if body.reads > 4 {
+		t.Errorf("%d reads of the body for 20 queued messages; want at most 4", body.reads)
+	}
+}
+
+func TestReadAheadBodyLeavesNoBodyAlone(t *testing.T) {
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1/", http.NoBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ReadAheadBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != http.NoBody {
+			t.Errorf("a request without a body got %T", r.Body)
+		}
+	})).ServeHTTP(nil, req)
 }
