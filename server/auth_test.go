@@ -7,7 +7,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/promproxy/promproxy/gen/promproxy/v1/promproxyv1connect"
 	"github.com/promproxy/promproxy/internal/testcerts"
+	"github.com/promproxy/promproxy/internal/transport"
 	"github.com/promproxy/promproxy/server"
 )
 
@@ -222,5 +224,40 @@ func TestNewRefusesBadSecurityOptions(t *testing.T) {
 				t.Errorf("error reveals the token: %q", err)
 			}
 		})
+	}
+}
+
+// TestHeadAnsweredBeforeAuthentication checks the HEAD that agents send
+// before opening a session: it is answered without a token, and it neither
+// counts nor logs as a refused agent, so an agent whose token is refused
+// is counted once per attempt, for its session, not twice.
+func TestHeadAnsweredBeforeAuthentication(t *testing.T) {
+	t.Parallel()
+	p, reg, logs := secureProxy(t, func(o *server.Options) { o.AgentToken = "shared-s3cret" })
+	c := &http.Client{Transport: transport.NewClientTransport(nil, transport.DefaultKeepalive)}
+	t.Cleanup(c.CloseIdleConnections)
+	for _, path := range []string{promproxyv1connect.ProxyServiceSessionProcedure, "/"} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodHead, "http://"+p.AgentAddr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Errorf("HEAD %s: %s over %s; want 200 over HTTP/2", path, resp.Status, resp.Proto)
+		}
+	}
+	if got := metricValue(t, reg, refusals, map[string]string{"reason": "missing_token"}); got != 0 {
+		t.Errorf("%s{reason=\"missing_token\"} = %v after HEADs; want 0", refusals, got)
+	}
+	if strings.Contains(logs.String(), "refused") {
+		t.Errorf("a HEAD was logged as a refusal:\n%s", logs.String())
+	}
+	// Everything else still needs the token.
+	if _, err := openSession(t, p, dialOpts{}, "intruder"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("session without a token: %v", err)
 	}
 }

@@ -99,7 +99,7 @@ func New(opts Options) (*Proxy, error) {
 		return ns
 	}
 	p.scrapeSrv = bind("scrape", opts.ListenAddr, newHTTPServer(p.scrapeHandler()))
-	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.auth.middleware(withFlushGate(transport.ReadAheadBody(agentMux))), agentTLS, opts.Keepalive))
+	p.agentSrv = bind("agent", opts.AgentListenAddr, transport.NewServer(p.answerHead(p.auth.middleware(withFlushGate(transport.ReadAheadBody(agentMux)))), agentTLS, opts.Keepalive))
 	if p.agentSrv != nil && agentTLS == nil {
 		// TLS reads whole records already; cleartext HTTP/2 needs help.
 		p.agentSrv.ln = transport.ReadAhead(p.agentSrv.ln)
@@ -274,5 +274,26 @@ func (p *Proxy) warnAuthorizationOnce() {
 	}
 	p.authWarnOnce.Do(func() {
 		p.log.Warn("forwarding Authorization headers to agents over a channel without TLS; anyone on the path between proxy and agent can read them")
+	})
+}
+
+// answerHead answers HEAD on the agent port before authentication: 200
+// while the proxy runs, 503 once it is stopping. Agents send one before
+// opening a session, only so that the session starts on a connection that
+// has seen the proxy's HTTP/2 SETTINGS (see transport.AwaitSettings), and
+// load balancers may use it as a health check. Answered here, it never
+// counts or logs as a refused agent, and it reveals nothing a TCP connect
+// does not.
+func (p *Proxy) answerHead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if p.stopping.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 	})
 }
