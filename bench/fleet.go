@@ -53,6 +53,7 @@ type simAgent struct {
 	path       string
 	body       []byte
 	client     promproxyv1connect.ProxyServiceClient
+	hc         *http.Client
 	tr         *http.Transport
 	registered atomic.Bool
 }
@@ -79,7 +80,8 @@ func newFleet(agentAddr string, n int) *fleet {
 			return c, err
 		}
 		// The same protocol options as the real agent's session.
-		a.client = promproxyv1connect.NewProxyServiceClient(&http.Client{Transport: transport.WholeMessages(a.tr)}, f.base,
+		a.hc = &http.Client{Transport: transport.WholeMessages(a.tr)}
+		a.client = promproxyv1connect.NewProxyServiceClient(a.hc, f.base,
 			connect.WithGRPC(), connect.WithAcceptCompression("gzip", nil, nil))
 		f.agents = append(f.agents, a)
 	}
@@ -226,6 +228,10 @@ func (a *simAgent) session(parent context.Context, onRegistered func()) (establi
 	gen := a.f.gen.Load()
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	// As the real agent does, so that the reconnect storm includes it.
+	if err := transport.AwaitSettings(ctx, a.hc, a.f.base+promproxyv1connect.ProxyServiceSessionProcedure); err != nil {
+		return false, err
+	}
 	stream, err := a.client.Session(ctx)
 	if err != nil {
 		return false, err
