@@ -393,22 +393,51 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			}
 			return res
 		}
-		w.WriteHeader(status)
-		res.written = true
+		// A body that ends within one batch is verified whole before the
+		// status is committed, as a single-frame one is: a failure is then
+		// a clean answer with its reason instead of a broken transfer, and
+		// the body leaves with a Content-Length in one write, not chunked.
 		bw := getBatchWriter(w)
 		defer putBatchWriter(bw)
-		n, err := body.WriteTo(bw)
-		if err == nil {
+		commit := func() {
+			w.WriteHeader(status)
+			res.written = true
+		}
+		var err error
+		for {
+			var chunk []byte
+			if chunk, err = body.advance(); err != nil {
+				break
+			}
+			if !res.written && len(chunk) > bw.Available() {
+				commit()
+			}
+			m, werr := bw.Write(chunk)
+			res.bytes += int64(m)
+			if werr != nil {
+				err = &clientWriteError{werr}
+				break
+			}
+		}
+		if err == io.EOF {
+			if !res.written {
+				if hdr.GetContentLength() < 0 {
+					h.Set("Content-Length", strconv.Itoa(bw.Buffered()))
+				}
+				commit()
+			}
 			if err = bw.Flush(); err != nil {
 				err = &clientWriteError{err}
 			}
 		}
-		res.bytes = n
-		if err != nil {
-			p.metrics.transfersAbandoned.Inc()
-			return written(x.failure(err), n)
+		switch {
+		case err == nil:
+			return res
+		case !res.written:
+			return x.failure(err)
 		}
-		return res
+		p.metrics.transfersAbandoned.Inc()
+		return written(x.failure(err), res.bytes)
 	case enc == "gzip":
 		return p.relayGunzipped(w, x, body, res, multi)
 	default:

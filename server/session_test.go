@@ -309,12 +309,13 @@ func TestMultiFrameBodyLeavesInFewWrites(t *testing.T) {
 	if _, err := io.WriteString(conn, "GET /app HTTP/1.1\r\nHost: proxy\r\nAccept-Encoding: gzip\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	// Ten frames of 12 KiB, of a body whose length the target did not
-	// declare, so that the proxy must send it chunked; each write of the
-	// proxy shows as one chunk on the wire.
-	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 3000)[:120<<10]
+	// Sixteen frames (the default credit) of 15 KiB, of a body whose
+	// length the target did not declare and too long to hold whole, so
+	// that the proxy must send it chunked; each write of the proxy shows
+	// as one chunk on the wire.
+	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 6000)[:240<<10]
 	req := fa.nextScrape()
-	const chunk = 12 << 10
+	const chunk = 15 << 10
 	for off := 0; off < len(body); off += chunk {
 		f := frame(req.GetScrapeId(), body[off:off+chunk])
 		sr := f.GetScrapeResult()
@@ -372,7 +373,50 @@ func TestMultiFrameBodyLeavesInFewWrites(t *testing.T) {
 	if !bytes.Equal(got, body) {
 		t.Fatalf("body of %d bytes differs from the %d the agent sent", len(got), len(body))
 	}
-	if chunks > 1 {
-		t.Fatalf("the proxy wrote a body of %d frames (%d bytes) in %d writes, want 1", len(body)/chunk, len(body), chunks)
+	// One write per 128 KiB gathered.
+	if chunks > 2 {
+		t.Fatalf("the proxy wrote a body of %d frames (%d bytes) in %d writes, want 2", len(body)/chunk, len(body), chunks)
+	}
+}
+
+// TestMultiFrameBodyHeldWholeWhenSmall checks that a body of several frames
+// that fits in one batch is verified whole before the proxy commits to a
+// status, as a single-frame body is: intact, it leaves with a
+// Content-Length; damaged, Prometheus gets a clean 502 that says why, not a
+// broken transfer.
+func TestMultiFrameBodyHeldWholeWhenSmall(t *testing.T) {
+	t.Parallel()
+	p := runProxy(t, nil)
+	fa := register(t, p, "a", false, "app")
+	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 1000)[:36<<10]
+	for _, intact := range []bool{true, false} {
+		res := scrapeAsync(p, "/app", http.Header{"Accept-Encoding": {"gzip"}})
+		req := fa.nextScrape()
+		const chunk = 12 << 10
+		for off := 0; off < len(body); off += chunk {
+			f := frame(req.GetScrapeId(), body[off:off+chunk])
+			sr := f.GetScrapeResult()
+			if off == 0 {
+				sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1, ContentType: "text/plain"}
+			}
+			if off+chunk == len(body) {
+				crc := crc32.ChecksumIEEE(body)
+				if !intact {
+					crc++
+				}
+				sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc}
+			}
+			fa.send(f)
+		}
+		r := <-res
+		switch {
+		case r.err != nil:
+			t.Errorf("intact=%v: %v; want a complete answer", intact, r.err)
+		case intact && (r.status != http.StatusOK || r.body != string(body) || r.header.Get("Content-Length") != strconv.Itoa(len(body))):
+			t.Errorf("intact body: %d, %d bytes, Content-Length %q; want 200 with the %d bytes and their length",
+				r.status, len(r.body), r.header.Get("Content-Length"), len(body))
+		case !intact && (r.status != http.StatusBadGateway || !strings.Contains(r.body, "checksum")):
+			t.Errorf("damaged body: %d %.200q; want 502 naming the checksum", r.status, r.body)
+		}
 	}
 }
