@@ -314,19 +314,8 @@ func TestMultiFrameBodyLeavesInFewWrites(t *testing.T) {
 	// that the proxy must send it chunked; each write of the proxy shows
 	// as one chunk on the wire.
 	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 6000)[:240<<10]
-	req := fa.nextScrape()
 	const chunk = 15 << 10
-	for off := 0; off < len(body); off += chunk {
-		f := frame(req.GetScrapeId(), body[off:off+chunk])
-		sr := f.GetScrapeResult()
-		if off == 0 {
-			sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1, ContentType: "text/plain"}
-		}
-		if off+chunk == len(body) {
-			sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc32.ChecksumIEEE(body)}
-		}
-		fa.send(f)
-	}
+	sendFrames(fa, fa.nextScrape().GetScrapeId(), body, chunk, crc32.ChecksumIEEE(body))
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(conn)
 	status, err := br.ReadString('\n')
@@ -391,23 +380,11 @@ func TestMultiFrameBodyHeldWholeWhenSmall(t *testing.T) {
 	body := bytes.Repeat([]byte("metric_with_a_long_name{label=\"value\"} 1\n"), 1000)[:36<<10]
 	for _, intact := range []bool{true, false} {
 		res := scrapeAsync(p, "/app", http.Header{"Accept-Encoding": {"gzip"}})
-		req := fa.nextScrape()
-		const chunk = 12 << 10
-		for off := 0; off < len(body); off += chunk {
-			f := frame(req.GetScrapeId(), body[off:off+chunk])
-			sr := f.GetScrapeResult()
-			if off == 0 {
-				sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1, ContentType: "text/plain"}
-			}
-			if off+chunk == len(body) {
-				crc := crc32.ChecksumIEEE(body)
-				if !intact {
-					crc++
-				}
-				sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc}
-			}
-			fa.send(f)
+		crc := crc32.ChecksumIEEE(body)
+		if !intact {
+			crc++
 		}
+		sendFrames(fa, fa.nextScrape().GetScrapeId(), body, 12<<10, crc)
 		r := <-res
 		switch {
 		case r.err != nil:
@@ -418,5 +395,22 @@ func TestMultiFrameBodyHeldWholeWhenSmall(t *testing.T) {
 		case !intact && (r.status != http.StatusBadGateway || !strings.Contains(r.body, "checksum")):
 			t.Errorf("damaged body: %d %.200q; want 502 naming the checksum", r.status, r.body)
 		}
+	}
+}
+
+// sendFrames answers scrape id with body in frames of chunk bytes (body's
+// length must be a multiple of it), as a target that declared no length,
+// with crc as the trailer's checksum of the whole.
+func sendFrames(fa *fakeAgent, id uint64, body []byte, chunk int, crc uint32) {
+	for off := 0; off < len(body); off += chunk {
+		f := frame(id, body[off:off+chunk])
+		sr := f.GetScrapeResult()
+		if off == 0 {
+			sr.Header = &promproxyv1.ScrapeHeader{StatusCode: 200, ContentLength: -1, ContentType: "text/plain"}
+		}
+		if off+chunk == len(body) {
+			sr.Trailer = &promproxyv1.ScrapeTrailer{BodyLength: int64(len(body)), BodyCrc32: crc}
+		}
+		fa.send(f)
 	}
 }
