@@ -73,21 +73,28 @@ func (f *fakeProxy) Session(ctx context.Context, stream *connect.BidiStream[prom
 
 func startFakeProxy(t *testing.T) *fakeProxy {
 	t.Helper()
-	return startFakeProxyOn(t, func(ln net.Listener) net.Listener { return ln })
+	return startFakeProxyWith(t, nil, nil)
 }
 
-// startFakeProxyOn is startFakeProxy on a listener that wrap may observe.
-func startFakeProxyOn(t *testing.T, wrap func(net.Listener) net.Listener) *fakeProxy {
+// startFakeProxyWith is startFakeProxy on a listener that wrapLn may
+// observe, with a handler that wrapH may change; nil leaves either as it is.
+func startFakeProxyWith(t *testing.T, wrapLn func(net.Listener) net.Listener, wrapH func(http.Handler) http.Handler) *fakeProxy {
 	t.Helper()
 	f := &fakeProxy{sessions: make(chan *fakeSession, 16)}
 	mux := http.NewServeMux()
 	mux.Handle(promproxyv1connect.NewProxyServiceHandler(f))
+	var h http.Handler = mux
+	if wrapH != nil {
+		h = wrapH(h)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = wrap(ln)
-	srv := transport.NewServer(mux, nil, transport.DefaultKeepalive)
+	if wrapLn != nil {
+		ln = wrapLn(ln)
+	}
+	srv := transport.NewServer(h, nil, transport.DefaultKeepalive)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	f.addr = ln.Addr().String()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/promproxy/promproxy/client"
@@ -32,7 +33,7 @@ func TestLargeChunksTravelAsOneFrame(t *testing.T) {
 		_, _ = w.Write(gz.Bytes())
 	})
 	spy := &frameSpy{}
-	fp := startFakeProxyOn(t, func(ln net.Listener) net.Listener { return spyListener{ln, spy} })
+	fp := startFakeProxyWith(t, func(ln net.Listener) net.Listener { return spyListener{ln, spy} }, nil)
 	startAgent(t, []string{fp.addr}, []client.PathConfig{{Path: "big", URL: tg.URL}}, nil)
 	s := fp.accept(t)
 	s.acceptPaths(1)
@@ -44,6 +45,29 @@ func TestLargeChunksTravelAsOneFrame(t *testing.T) {
 	}
 	if got, chunk := spy.largest(), client.DefaultOptions().ChunkSize; got < chunk {
 		t.Errorf("largest DATA frame from the agent: %d bytes; want one frame per %d-byte chunk", got, chunk)
+	}
+}
+
+// TestSessionOpensWhenHeadIsRefused checks that the HEAD an agent sends
+// before its session is only a courtesy: a load balancer in front of the
+// proxy that resets the HEAD's stream must not keep the agent out.
+func TestSessionOpensWhenHeadIsRefused(t *testing.T) {
+	t.Parallel()
+	var heads atomic.Int32
+	fp := startFakeProxyWith(t, nil, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodHead {
+				heads.Add(1)
+				panic(http.ErrAbortHandler) // RST_STREAM on HTTP/2
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	startAgent(t, []string{fp.addr}, []client.PathConfig{{Path: "app", URL: "http://127.0.0.1:1/metrics"}}, nil)
+	s := fp.accept(t)
+	s.acceptPaths(1)
+	if heads.Load() == 0 {
+		t.Error("the agent sent no HEAD before its session")
 	}
 }
 

@@ -70,9 +70,13 @@ func (a *Agent) runSession(parent context.Context, base string, log *slog.Logger
 	regTimer := time.AfterFunc(15*time.Second, func() { cancel(fmt.Errorf("%w: no answer from the proxy within 15s", errRegistration)) })
 	defer regTimer.Stop()
 	// Without this, a session on a fresh connection would send every chunk
-	// of a large body in 16 KiB frames for as long as it lasts.
-	if err := transport.AwaitSettings(ctx, a.proxyClient, base+promproxyv1connect.ProxyServiceSessionProcedure); err != nil {
-		return false, sessionErr(ctx, connect.NewError(connect.CodeUnavailable, err))
+	// of a large body in 16 KiB frames for as long as it lasts. It is a
+	// courtesy, not a step of the protocol: if it fails, the session is
+	// opened anyway, so that a load balancer that refuses HEAD cannot keep
+	// the agent out, and a proxy that cannot be reached is reported by the
+	// session's own error.
+	if err := transport.AwaitSettings(ctx, a.proxyClient, base+promproxyv1connect.ProxyServiceSessionProcedure); err != nil && ctx.Err() != nil {
+		return false, sessionErr(ctx, err)
 	}
 	stream, err := client.Session(ctx)
 	if err != nil {

@@ -25,8 +25,10 @@ const MaxFrameSize = 64 << 10
 // connection, and the transport reads frames in order, so once this
 // request's answer is in, the frame size is the server's.
 //
-// Only a failure to reach the server is returned; the answer's status does
-// not matter, since the server's SETTINGS came before it whatever it was.
+// The answer's status does not matter, since the server's SETTINGS came
+// before it whatever it was. An error is returned as it is; a caller that
+// can do without whole frames, as the agent can, should go on regardless,
+// since something between client and server may refuse a HEAD.
 func AwaitSettings(ctx context.Context, c *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
 	if err != nil {
