@@ -378,58 +378,27 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		if n := hdr.GetContentLength(); n >= 0 {
 			h.Set("Content-Length", strconv.FormatInt(n, 10))
 		}
-		if !multi {
-			// The whole body is here: verify before committing to a status.
-			chunk, err := body.advance()
-			if err != nil && err != io.EOF {
-				return x.failure(err)
-			}
-			w.WriteHeader(status)
-			res.written = true
-			n, werr := w.Write(chunk)
-			res.bytes = int64(n)
-			if werr != nil {
-				return written(x.failure(&clientWriteError{werr}), res.bytes)
-			}
-			return res
-		}
-		// A body that ends within one batch is verified whole before the
-		// status is committed, as a single-frame one is: a failure is then
+		// A body that ends within one batch, in one frame or several, is
+		// verified whole before the status is committed: a failure is then
 		// a clean answer with its reason instead of a broken transfer, and
 		// the body leaves with a Content-Length in one write, not chunked.
+		// A longer one gets its status when the first batch must go out.
 		bw := getBatchWriter(w)
 		defer putBatchWriter(bw)
-		commit := func() {
-			w.WriteHeader(status)
-			res.written = true
-		}
-		var err error
-		for {
-			var chunk []byte
-			if chunk, err = body.advance(); err != nil {
-				break
-			}
-			if !res.written && len(chunk) > bw.Available() {
-				commit()
-			}
-			m, werr := bw.Write(chunk)
-			res.bytes += int64(m)
-			if werr != nil {
-				err = &clientWriteError{werr}
-				break
-			}
-		}
-		if err == io.EOF {
-			if !res.written {
+		gate := &statusGate{w: w, status: status, bw: bw}
+		n, err := body.WriteTo(gate)
+		if err == nil {
+			if !gate.committed {
 				if hdr.GetContentLength() < 0 {
 					h.Set("Content-Length", strconv.Itoa(bw.Buffered()))
 				}
-				commit()
+				gate.commitNow()
 			}
 			if err = bw.Flush(); err != nil {
 				err = &clientWriteError{err}
 			}
 		}
+		res.bytes, res.written = n, gate.committed
 		switch {
 		case err == nil:
 			return res
@@ -437,7 +406,7 @@ func (p *Proxy) forward(ctx context.Context, w http.ResponseWriter, r *http.Requ
 			return x.failure(err)
 		}
 		p.metrics.transfersAbandoned.Inc()
-		return written(x.failure(err), res.bytes)
+		return written(x.failure(err), n)
 	case enc == "gzip":
 		return p.relayGunzipped(w, x, body, res, multi)
 	default:
@@ -505,6 +474,29 @@ func getBatchWriter(w io.Writer) *bufio.Writer {
 	bw := batchWriters.Get().(*bufio.Writer)
 	bw.Reset(w)
 	return bw
+}
+
+// statusGate passes a body's bytes to a batch writer, and commits the
+// response's status only just before the batch first has to go out.
+type statusGate struct {
+	w         http.ResponseWriter
+	status    int
+	bw        *bufio.Writer
+	committed bool
+}
+
+func (g *statusGate) commitNow() {
+	if !g.committed {
+		g.w.WriteHeader(g.status)
+		g.committed = true
+	}
+}
+
+func (g *statusGate) Write(p []byte) (int, error) {
+	if len(p) > g.bw.Available() {
+		g.commitNow()
+	}
+	return g.bw.Write(p)
 }
 
 // putBatchWriter drops whatever was not flushed: after a failure, those
