@@ -28,6 +28,16 @@ func TestMain(m *testing.M) {
 }
 
 // serve starts a server under the file at path and returns its address.
+// tlsConfigFile writes a web config file named name in dir that serves
+// the test set's server certificate, followed by extra lines of
+// tls_server_config, and returns its path.
+func tlsConfigFile(t *testing.T, dir, name, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"+extra)
+	return path
+}
+
 func serve(t *testing.T, path string, log *testlog.Recorder) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,8 +126,7 @@ func TestTLSAndHTTP2(t *testing.T) {
 		{"HTTP/2 off", "http_server_config:\n  http2: false\n", "HTTP/1.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(s.Dir, strings.NewReplacer(" ", "-", "/", "").Replace(tc.name)+".yml")
-			writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"+tc.extra)
+			path := tlsConfigFile(t, s.Dir, strings.NewReplacer(" ", "-", "/", "").Replace(tc.name)+".yml", tc.extra)
 			c := newClient(t, "https://"+serve(t, path, nil), tlsClient(s, nil))
 			resp, body, err := c.get("", "")
 			if err != nil {
@@ -136,8 +145,7 @@ func TestTLSAndHTTP2(t *testing.T) {
 func TestTLSVersionFloor(t *testing.T) {
 	t.Parallel()
 	s := testcerts.Temp(t)
-	path := filepath.Join(s.Dir, "web.yml")
-	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n")
+	path := tlsConfigFile(t, s.Dir, "web.yml", "  min_version: TLS13\n")
 	addr := serve(t, path, nil)
 	old := tlsClient(s, nil)
 	old.MaxVersion = tls.VersionTLS12
@@ -156,8 +164,7 @@ func TestClientCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(s.Dir, "web.yml")
-	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"+
+	path := tlsConfigFile(t, s.Dir, "web.yml",
 		"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: [agent.promproxy.test]\n")
 	log := testlog.NewRecorder(t)
 	base := "https://" + serve(t, path, log)
@@ -323,8 +330,7 @@ func servedSerial(t *testing.T, addr string, s *testcerts.Set) string {
 func TestRenewedCertificateIsServed(t *testing.T) {
 	t.Parallel()
 	s := testcerts.Temp(t)
-	path := filepath.Join(s.Dir, "web.yml")
-	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+	path := tlsConfigFile(t, s.Dir, "web.yml", "")
 	addr := serve(t, path, nil)
 	serial := func() string { return servedSerial(t, addr, s) }
 	first := serial()
@@ -349,8 +355,7 @@ func TestRenewedCertificateIsServed(t *testing.T) {
 func TestRefusedEditIsRetried(t *testing.T) {
 	t.Parallel()
 	s := testcerts.Temp(t)
-	path := filepath.Join(s.Dir, "web.yml")
-	writeFile(t, path, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n")
+	path := tlsConfigFile(t, s.Dir, "web.yml", "")
 	log := testlog.NewRecorder(t)
 	addr := serve(t, path, log)
 	serial := func() string { return servedSerial(t, addr, s) }
