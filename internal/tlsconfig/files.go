@@ -63,8 +63,9 @@ func loadKeyPair(certFile, keyFile string, certPEM, keyPEM []byte, now time.Time
 	return &cert, nil
 }
 
-// loadPool parses every certificate in a CA file.
-func loadPool(caFile string, data []byte) (*x509.CertPool, error) {
+// LoadPool parses every PEM certificate of trusted CAs; caFile says where
+// they came from. Data without a single certificate is an error.
+func LoadPool(caFile string, data []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for rest := data; ; {
@@ -199,7 +200,7 @@ func NewCAPool(file string, log *slog.Logger) (*CAPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := loadPool(file, data)
+	pool, err := LoadPool(file, data)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +223,7 @@ func (c *CAPool) Get() *x509.CertPool {
 	c.lastReadErr = ""
 	if !bytes.Equal(data, c.seen) {
 		c.seen = data
-		pool, err := loadPool(c.file, data)
+		pool, err := LoadPool(c.file, data)
 		if err != nil {
 			c.log.Error("trust file changed but cannot be used; still using the CAs loaded before", "err", err)
 		} else {
@@ -248,7 +249,7 @@ func SystemPoolWith(caFile string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := loadPool(caFile, data); err != nil {
+	if _, err := LoadPool(caFile, data); err != nil {
 		return nil, err
 	}
 	pool.AppendCertsFromPEM(data)
@@ -260,10 +261,4 @@ func SystemPoolWith(caFile string) (*x509.CertPool, error) {
 // does not match or is outside its validity period.
 func LoadKeyPair(certName, keyName string, certPEM, keyPEM []byte) (*tls.Certificate, error) {
 	return loadKeyPair(certName, keyName, certPEM, keyPEM, time.Now())
-}
-
-// LoadPool parses the PEM certificates of trusted CAs; name says where they
-// came from. Data without a single certificate is an error.
-func LoadPool(name string, data []byte) (*x509.CertPool, error) {
-	return loadPool(name, data)
 }
