@@ -63,7 +63,8 @@ func TestSessionOpensWhenHeadIsRefused(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	startAgent(t, []string{fp.addr}, []client.PathConfig{{Path: "app", URL: "http://127.0.0.1:1/metrics"}}, nil)
+	tg := target(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("up 1\n")) })
+	startAgent(t, []string{fp.addr}, []client.PathConfig{{Path: "app", URL: tg.URL}}, nil)
 	s := fp.accept(t)
 	s.acceptPaths(1)
 	if heads.Load() == 0 {
